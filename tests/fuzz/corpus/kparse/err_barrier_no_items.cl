@@ -1,0 +1,3 @@
+__kernel void bn(__global int* x) {
+  barrier(CLK_LOCAL_MEM_FENCE);
+}

@@ -1,0 +1,2 @@
+__kernel void d(int a) {}
+__kernel void d(struct s v) {}

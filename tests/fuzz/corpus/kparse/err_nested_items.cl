@@ -1,0 +1,3 @@
+__kernel void nest(__global int* x) {
+  LIGHTOS_ITEMS { LIGHTOS_ITEMS { x[0] = 1; } }
+}

@@ -1,0 +1,2 @@
+__kernel void pa(__global float* ok,
+  float* no_address_space) {}

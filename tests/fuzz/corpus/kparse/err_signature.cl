@@ -1,0 +1,1 @@
+__kernel int notvoid(float* p, __global float** pp, int arr[4]) { return 0; }
