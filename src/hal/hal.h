@@ -144,6 +144,13 @@ typedef enum lk_cmd_kind {
 
 #define LK_MAX_FILL_PATTERN 128
 
+/* The memory behind a buffer argument: root allocation + offset. */
+typedef struct lk_hal_arg_mem {
+  const lk_hal_mem_t* mem;
+  size_t offset;
+  size_t size;
+} lk_hal_arg_mem_t;
+
 /* A captured kernel argument value. */
 typedef union lk_arg_value {
   void* ptr;            /* global/constant: device address (base + offset) */
@@ -167,9 +174,11 @@ struct lk_cmd {
      * dst/src are the resolved addresses (device_ptr + offset, or the host
      * pointer); dst_off/src_off are offsets into the buffers' root
      * allocations, for backends whose memory is a handle (cl_mem). */
-    struct { void* dst; const void* src; size_t size; size_t dst_off, src_off; } copy;
+    struct { void* dst; const void* src; size_t size; size_t dst_off, src_off;
+             const lk_hal_mem_t* dst_mem; const lk_hal_mem_t* src_mem;
+             bool cross_context; /* host-addressable buffers of two contexts */ } copy;
     struct { void* dst; size_t dst_off; size_t size; uint8_t pattern[LK_MAX_FILL_PATTERN];
-             size_t pattern_size; } fill;
+             size_t pattern_size; const lk_hal_mem_t* dst_mem; } fill;
     struct {
       void* hal_kernel;         /* from kernel_get */
       uint32_t work_dim;
@@ -177,6 +186,8 @@ struct lk_cmd {
       size_t local_mem_bytes;   /* sum of __local arg sizes (64-aligned)  */
       uint32_t num_args;
       lk_arg_value_t* values;   /* num_args entries, owned by the command */
+      lk_hal_arg_mem_t* mems;   /* num_args entries: the buffer behind each
+                                   global/constant argument (mem NULL else) */
       void** arg_ptrs;          /* arg_ptrs[i] = &values[i]               */
       bool uses_item_blocks;
     } launch;
@@ -194,5 +205,6 @@ lightos_status_t lk_event_wait_internal(struct lk_event* event);
 
 /* The backends compiled in. */
 extern const lk_hal_backend_t lk_cpu_backend;
+extern const lk_hal_backend_t lk_opencl_backend;
 
 #endif

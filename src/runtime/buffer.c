@@ -10,6 +10,8 @@ static void lk_buffer_destroy(lk_object_t* obj) {
   if (b->parent) lk_object_unref(&b->parent->obj);
   else if (b->mem.device_ptr || b->mem.native) b->context->hal->vtbl->mem_free(b->context->hal, &b->mem);
   lk_object_unref(&b->context->obj);
+  pthread_mutex_destroy(&b->map_lock);
+  free(b->maps);
   free(b);
 }
 
@@ -23,6 +25,7 @@ static lightos_status_t lk_buffer_new(lk_context_t* c, lk_buffer_t** out) {
   }
   lk_object_ref(&c->obj);
   b->context = c;
+  pthread_mutex_init(&b->map_lock, NULL);
   *out = b;
   return LIGHTOS_SUCCESS;
 }
@@ -170,6 +173,7 @@ LIGHTOS_API lightos_status_t lightos_enqueue_write(lightos_queue_t queue, lighto
   if (!c) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for a command");
   c->u.copy.dst = lk_addr(b, offset);
   c->u.copy.dst_off = b->offset + offset;
+  c->u.copy.dst_mem = &b->mem;
   c->u.copy.src = src;
   c->u.copy.size = size;
   return lk_submit_new(q, c, out_event);
@@ -190,6 +194,7 @@ LIGHTOS_API lightos_status_t lightos_enqueue_read(lightos_queue_t queue, lightos
   c->u.copy.dst = dst;
   c->u.copy.src = lk_addr(b, offset);
   c->u.copy.src_off = b->offset + offset;
+  c->u.copy.src_mem = &b->mem;
   c->u.copy.size = size;
   return lk_submit_new(q, c, out_event);
 }
@@ -225,6 +230,9 @@ LIGHTOS_API lightos_status_t lightos_enqueue_copy(lightos_queue_t queue, lightos
   c->u.copy.src = cross ? (char*)bs->mem.host_ptr + bs->offset + src_offset : lk_addr(bs, src_offset);
   c->u.copy.dst_off = bd->offset + dst_offset;
   c->u.copy.src_off = bs->offset + src_offset;
+  c->u.copy.dst_mem = &bd->mem;
+  c->u.copy.src_mem = &bs->mem;
+  c->u.copy.cross_context = cross;
   c->u.copy.size = size;
   return lk_submit_new(q, c, out_event);
 }
@@ -252,6 +260,7 @@ LIGHTOS_API lightos_status_t lightos_enqueue_fill(lightos_queue_t queue, lightos
   if (!c) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for a command");
   c->u.fill.dst = lk_addr(b, offset);
   c->u.fill.dst_off = b->offset + offset;
+  c->u.fill.dst_mem = &b->mem;
   c->u.fill.size = size;
   memcpy(c->u.fill.pattern, pattern, pattern_size);
   c->u.fill.pattern_size = pattern_size;
@@ -316,8 +325,21 @@ LIGHTOS_API lightos_status_t lightos_buffer_map(lightos_buffer_t buffer, size_t 
     return LK_FAIL(LIGHTOS_UNSUPPORTED,
                    "buffer %p is not host visible (allocate with LIGHTOS_BUFFER_HOST_VISIBLE)",
                    (void*)buffer);
-  atomic_fetch_add(&b->maps, 1);
-  *out_ptr = (char*)b->mem.host_ptr + b->offset + offset;
+  void* p = (char*)b->mem.host_ptr + b->offset + offset;
+  pthread_mutex_lock(&b->map_lock);
+  if (b->num_maps == b->cap_maps) {
+    size_t cap = b->cap_maps ? b->cap_maps * 2 : 4;
+    void** grown = realloc(b->maps, cap * sizeof *grown);
+    if (!grown) {
+      pthread_mutex_unlock(&b->map_lock);
+      return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory recording a mapping");
+    }
+    b->maps = grown;
+    b->cap_maps = cap;
+  }
+  b->maps[b->num_maps++] = p;
+  pthread_mutex_unlock(&b->map_lock);
+  *out_ptr = p;
   return LIGHTOS_SUCCESS;
 }
 
@@ -325,14 +347,16 @@ LIGHTOS_API lightos_status_t lightos_buffer_unmap(lightos_buffer_t buffer, void*
   lk_buffer_t* b;
   LK_RESOLVE(b, buffer, LK_OBJ_BUFFER, "buffer");
   if (!ptr) return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "ptr is NULL");
-  char* lo = (char*)b->mem.host_ptr + b->offset;
-  if (!b->mem.host_ptr || (char*)ptr < lo || (char*)ptr >= lo + b->size)
-    return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "ptr %p was not mapped from buffer %p", ptr,
-                   (void*)buffer);
-  int prev = atomic_load(&b->maps);
-  while (prev > 0 && !atomic_compare_exchange_weak(&b->maps, &prev, prev - 1)) {}
-  if (prev <= 0)
-    return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "buffer %p has no mapping to unmap (ptr %p)",
-                   (void*)buffer, ptr);
+  pthread_mutex_lock(&b->map_lock);
+  size_t i = 0;
+  while (i < b->num_maps && b->maps[i] != ptr) i++;
+  bool found = i < b->num_maps;
+  if (found) b->maps[i] = b->maps[--b->num_maps];
+  pthread_mutex_unlock(&b->map_lock);
+  if (!found)
+    return LK_FAIL(LIGHTOS_INVALID_ARGUMENT,
+                   "ptr %p is not a live mapping of buffer %p (never mapped from it, or already "
+                   "unmapped)",
+                   ptr, (void*)buffer);
   return LIGHTOS_SUCCESS;
 }

@@ -93,10 +93,20 @@ LIGHTOS_API lightos_status_t lightos_comm_allreduce(lightos_buffer_t send, light
   if (bs->context != c->context || br->context != c->context)
     return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "%s buffer is not in the communicator's context (%s)",
                    bs->context != c->context ? "send" : "recv", c->context->device->hal->info.uri);
-  lightos_queue_t q = queue ? queue : LK_HANDLE(c->context->default_queue);
+  lightos_queue_t q = LK_HANDLE(c->context->default_queue);
+  if (queue) {
+    lk_queue_t* uq;
+    LK_RESOLVE(uq, queue, LK_OBJ_QUEUE, "queue");
+    if (uq->context != c->context)
+      return LK_FAIL(LIGHTOS_INVALID_ARGUMENT,
+                     "queue belongs to context %s, not the communicator's (%s)",
+                     uq->context->device->hal->info.uri, c->context->device->hal->info.uri);
+    q = queue;
+  }
   /* One rank: every reduction of a single contribution is the value itself
    * (avg divides by 1). */
-  if (bs == br || (bs->mem.device_ptr == br->mem.device_ptr && bs->offset == br->offset))
+  if (bs == br || (bs->mem.device_ptr == br->mem.device_ptr && bs->mem.native == br->mem.native &&
+                   bs->offset == br->offset))
     return LIGHTOS_SUCCESS;
   return lightos_enqueue_copy(q, send, 0, recv, 0, bytes, NULL);
 }

@@ -267,7 +267,8 @@ static lightos_status_t lk_capture_args(lk_kernel_t* k, const lightos_device_inf
   c->u.launch.num_args = n;
   c->u.launch.values = calloc(n ? n : 1, sizeof(lk_arg_value_t));
   c->u.launch.arg_ptrs = calloc(n ? n : 1, sizeof(void*));
-  if (!c->u.launch.values || !c->u.launch.arg_ptrs)
+  c->u.launch.mems = calloc(n ? n : 1, sizeof(lk_hal_arg_mem_t));
+  if (!c->u.launch.values || !c->u.launch.arg_ptrs || !c->u.launch.mems)
     return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for kernel arguments");
   size_t local_total = 0;
   for (uint32_t i = 0; i < n; ++i) {
@@ -278,6 +279,9 @@ static lightos_status_t lk_capture_args(lk_kernel_t* k, const lightos_device_inf
     lk_arg_value_t* v = &c->u.launch.values[i];
     if (a->buffer) {
       v->ptr = (char*)a->buffer->mem.device_ptr + a->buffer->offset;
+      c->u.launch.mems[i].mem = &a->buffer->mem;
+      c->u.launch.mems[i].offset = a->buffer->offset;
+      c->u.launch.mems[i].size = a->buffer->size;
     } else if (a->local_bytes) {
       v->local_offset = local_total;
       local_total += lk_align_up(a->local_bytes, 64);

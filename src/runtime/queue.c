@@ -92,6 +92,7 @@ static void lk_cmd_drop_refs(lk_cmd_t* c) {
   if (c->kind == LK_CMD_KERNEL) {
     free(c->u.launch.values);
     free(c->u.launch.arg_ptrs);
+    free(c->u.launch.mems);
   }
 }
 

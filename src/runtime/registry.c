@@ -12,6 +12,7 @@
 
 static const lk_hal_backend_t* const lk_backends[] = {
     &lk_cpu_backend,
+    &lk_opencl_backend,
 };
 #define LK_NUM_BACKENDS (sizeof lk_backends / sizeof lk_backends[0])
 
@@ -46,6 +47,20 @@ static void lk_link_duplicates(void) {
   }
 }
 
+/* LIGHTOS_DISABLE_BACKENDS=opencl,cuda skips backends (never the CPU). */
+static bool lk_backend_disabled(const char* name) {
+  const char* list = getenv("LIGHTOS_DISABLE_BACKENDS");
+  if (!list || !strcmp(name, "cpu")) return false;
+  size_t n = strlen(name);
+  for (const char* p = list; *p;) {
+    size_t len = strcspn(p, ", ");
+    if (len == n && !strncmp(p, name, n)) return true;
+    p += len;
+    while (*p == ',' || *p == ' ') p++;
+  }
+  return false;
+}
+
 static void lk_registry_build(void) {
   for (size_t b = 0; b < LK_NUM_BACKENDS; ++b) {
     const lk_hal_backend_t* be = lk_backends[b];
@@ -55,6 +70,10 @@ static void lk_registry_build(void) {
     st->info.reason = st->reason;
     lk_hal_device_t** devs = NULL;
     uint32_t n = 0;
+    if (lk_backend_disabled(be->name)) {
+      snprintf(st->reason, sizeof st->reason, "disabled by LIGHTOS_DISABLE_BACKENDS");
+      continue;
+    }
     lightos_status_t s = be->probe(&devs, &n, st->reason, sizeof st->reason);
     if (s != LIGHTOS_SUCCESS) {
       if (!st->reason[0]) lk_strlcpy(st->reason, lightos_last_error()->message, sizeof st->reason);

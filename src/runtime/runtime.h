@@ -34,7 +34,9 @@ typedef struct lk_buffer {
   size_t offset;                  /* from the root allocation's start */
   size_t size;
   uint32_t flags;
-  atomic_int maps;
+  pthread_mutex_t map_lock;
+  void** maps;                    /* live mappings (lightos_buffer_map) */
+  size_t num_maps, cap_maps;
 } lk_buffer_t;
 
 typedef struct lk_queue {

@@ -1,0 +1,236 @@
+/* OpenCL queues: commands become in-order cl_command_queue work; a
+ * completion thread waits for their cl_events in order and completes the
+ * LightOS commands (events, timestamps, references). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/util.h"
+#include "hal/opencl/opencl_backend.h"
+
+typedef struct lk_cl_pending {
+  lk_cmd_t* cmd;
+  cl_event ev;          /* NULL for work done on the host at submit */
+  lightos_status_t status;
+  char msg[384];        /* the failure's message, when status fails */
+  struct lk_cl_pending* next;
+} lk_cl_pending_t;
+
+typedef struct lk_cl_queue {
+  lk_hal_queue_t base;
+  lk_cl_context_t* ctx;
+  const lk_opencl_api_t* api;
+  cl_command_queue q;
+  pthread_mutex_t lock;
+  pthread_cond_t cv;        /* new pending work, or idle */
+  lk_cl_pending_t *head, *tail;
+  size_t in_flight;         /* submitted and not completed */
+  bool stop;
+  pthread_t completer;
+  lightos_status_t error;   /* first failure since the last finish */
+  char error_msg[512];
+} lk_cl_queue_t;
+
+static void lk_cl_record_error(lk_cl_queue_t* q, lightos_status_t s) {
+  pthread_mutex_lock(&q->lock);
+  if (!q->error) {
+    q->error = s;
+    lk_strlcpy(q->error_msg, lightos_last_error()->message, sizeof q->error_msg);
+  }
+  pthread_mutex_unlock(&q->lock);
+}
+
+static void* lk_cl_completer(void* arg) {
+  lk_cl_queue_t* q = arg;
+  pthread_mutex_lock(&q->lock);
+  for (;;) {
+    while (!q->head && !q->stop) pthread_cond_wait(&q->cv, &q->lock);
+    if (!q->head) break;
+    lk_cl_pending_t* p = q->head;
+    q->head = p->next;
+    if (!q->head) q->tail = NULL;
+    pthread_mutex_unlock(&q->lock);
+    lightos_status_t s = p->status;
+    uint64_t t0 = 0, t1 = 0;
+    if (p->ev) {
+      cl_int err = q->api->clWaitForEvents(1, &p->ev);
+      cl_int exec = CL_COMPLETE;
+      q->api->clGetEventInfo(p->ev, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof exec, &exec, NULL);
+      if (err != CL_SUCCESS || exec < 0) {
+        s = lk_cl_fail(exec < 0 ? exec : err, "queued OpenCL command", q->base.context->device->info.uri);
+        lk_cl_record_error(q, s);
+      } else if (q->base.flags & LIGHTOS_QUEUE_PROFILING) {
+        cl_ulong a = 0, b = 0;
+        q->api->clGetEventProfilingInfo(p->ev, CL_PROFILING_COMMAND_START, sizeof a, &a, NULL);
+        q->api->clGetEventProfilingInfo(p->ev, CL_PROFILING_COMMAND_END, sizeof b, &b, NULL);
+        t0 = a;
+        t1 = b;
+      }
+      q->api->clReleaseEvent(p->ev);
+    } else if (s) {
+      LK_FAIL_NATIVE(s, "opencl", "", 0, "%s", p->msg);
+    } else {
+      t0 = t1 = lk_now_ns();
+    }
+    lk_cmd_complete(p->cmd, s, t0, t1);
+    free(p);
+    pthread_mutex_lock(&q->lock);
+    q->in_flight--;
+    pthread_cond_broadcast(&q->cv);
+  }
+  pthread_mutex_unlock(&q->lock);
+  return NULL;
+}
+
+/* Enqueues the OpenCL work of a command; *ev is its event (or NULL when
+ * the command was done on the host). */
+static lightos_status_t lk_cl_enqueue(lk_cl_queue_t* q, lk_cmd_t* c, cl_event* ev) {
+  const lk_opencl_api_t* api = q->api;
+  cl_int err = CL_SUCCESS;
+  *ev = NULL;
+  switch (c->kind) {
+    case LK_CMD_WRITE:
+      err = api->clEnqueueWriteBuffer(q->q, (cl_mem)c->u.copy.dst_mem->native, CL_FALSE,
+                                      c->u.copy.dst_off, c->u.copy.size, c->u.copy.src, 0, NULL, ev);
+      return err ? lk_cl_fail(err, "clEnqueueWriteBuffer", "") : LIGHTOS_SUCCESS;
+    case LK_CMD_READ:
+      err = api->clEnqueueReadBuffer(q->q, (cl_mem)c->u.copy.src_mem->native, CL_FALSE,
+                                     c->u.copy.src_off, c->u.copy.size, c->u.copy.dst, 0, NULL, ev);
+      return err ? lk_cl_fail(err, "clEnqueueReadBuffer", "") : LIGHTOS_SUCCESS;
+    case LK_CMD_COPY:
+      if (c->u.copy.cross_context) {
+        /* Host-addressable buffers of two contexts: copy on the host once
+         * the queue's earlier work is done. */
+        err = api->clFinish(q->q);
+        if (err) return lk_cl_fail(err, "clFinish", "");
+        memcpy(c->u.copy.dst, c->u.copy.src, c->u.copy.size);
+        return LIGHTOS_SUCCESS;
+      }
+      err = api->clEnqueueCopyBuffer(q->q, (cl_mem)c->u.copy.src_mem->native,
+                                     (cl_mem)c->u.copy.dst_mem->native, c->u.copy.src_off,
+                                     c->u.copy.dst_off, c->u.copy.size, 0, NULL, ev);
+      return err ? lk_cl_fail(err, "clEnqueueCopyBuffer", "") : LIGHTOS_SUCCESS;
+    case LK_CMD_FILL:
+      err = api->clEnqueueFillBuffer(q->q, (cl_mem)c->u.fill.dst_mem->native, c->u.fill.pattern,
+                                     c->u.fill.pattern_size, c->u.fill.dst_off, c->u.fill.size, 0,
+                                     NULL, ev);
+      return err ? lk_cl_fail(err, "clEnqueueFillBuffer", "") : LIGHTOS_SUCCESS;
+    case LK_CMD_KERNEL:
+      return lk_cl_enqueue_launch(q->ctx, q->q, c, ev);
+    case LK_CMD_MARKER:
+      err = api->clEnqueueMarkerWithWaitList(q->q, 0, NULL, ev);
+      return err ? lk_cl_fail(err, "clEnqueueMarkerWithWaitList", "") : LIGHTOS_SUCCESS;
+    case LK_CMD_WAIT: {
+      /* Events of any backend: the host waits, so later work cannot start
+       * before the event completes.  A failed event aborts what follows. */
+      lightos_status_t s = lk_event_wait_internal(c->wait_event);
+      if (s)
+        return LK_FAIL_NATIVE(LIGHTOS_ABORTED, "opencl", "", 0, "waited-on event failed: %s",
+                              lightos_last_error()->message);
+      return LIGHTOS_SUCCESS;
+    }
+  }
+  return LK_FAIL(LIGHTOS_INTERNAL, "unknown command kind %d", (int)c->kind);
+}
+
+static lightos_status_t lk_cl_submit(lk_hal_queue_t* hq, lk_cmd_t* c) {
+  lk_cl_queue_t* q = (lk_cl_queue_t*)hq;
+  lk_cl_pending_t* p = calloc(1, sizeof *p);
+  if (!p) {
+    lightos_status_t s = LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for a command");
+    lk_cmd_complete(c, s, 0, 0);
+    return s;
+  }
+  p->cmd = c;
+  pthread_mutex_lock(&q->lock);
+  lightos_status_t prior = q->error;
+  char prior_msg[512];
+  lk_strlcpy(prior_msg, q->error_msg, sizeof prior_msg);
+  q->in_flight++;
+  pthread_mutex_unlock(&q->lock);
+  lightos_status_t s;
+  if (prior)
+    s = LK_FAIL_NATIVE(LIGHTOS_ABORTED, "opencl", "", 0,
+                       "skipped: an earlier command on this queue failed (%s)", prior_msg);
+  else
+    s = lk_cl_enqueue(q, c, &p->ev);
+  /* A failed wait (and a skipped command) is an asynchronous failure: it
+   * poisons the queue like a failed kernel would.  Other failures here
+   * happened before anything was queued: the caller gets them directly. */
+  bool async_failure = prior || (s && c->kind == LK_CMD_WAIT);
+  if (s && !prior && c->kind == LK_CMD_WAIT) lk_cl_record_error(q, s);
+  p->status = s;
+  if (s) lk_strlcpy(p->msg, lightos_last_error()->message, sizeof p->msg);
+  pthread_mutex_lock(&q->lock);
+  if (q->tail) q->tail->next = p;
+  else q->head = p;
+  q->tail = p;
+  pthread_cond_broadcast(&q->cv);
+  pthread_mutex_unlock(&q->lock);
+  return async_failure ? LIGHTOS_SUCCESS : s;
+}
+
+static lightos_status_t lk_cl_finish(lk_hal_queue_t* hq) {
+  lk_cl_queue_t* q = (lk_cl_queue_t*)hq;
+  q->api->clFinish(q->q);
+  pthread_mutex_lock(&q->lock);
+  while (q->in_flight) pthread_cond_wait(&q->cv, &q->lock);
+  lightos_status_t s = q->error;
+  char msg[512];
+  lk_strlcpy(msg, q->error_msg, sizeof msg);
+  q->error = LIGHTOS_SUCCESS;
+  q->error_msg[0] = '\0';
+  pthread_mutex_unlock(&q->lock);
+  if (s) return LK_FAIL_NATIVE(s, "opencl", "", 0, "queued command failed: %s", msg);
+  return LIGHTOS_SUCCESS;
+}
+
+static void lk_cl_queue_destroy(lk_hal_queue_t* hq) {
+  lk_cl_queue_t* q = (lk_cl_queue_t*)hq;
+  pthread_mutex_lock(&q->lock);
+  q->stop = true;
+  pthread_cond_broadcast(&q->cv);
+  pthread_mutex_unlock(&q->lock);
+  pthread_join(q->completer, NULL);
+  q->api->clReleaseCommandQueue(q->q);
+  pthread_cond_destroy(&q->cv);
+  pthread_mutex_destroy(&q->lock);
+  free(q);
+}
+
+static const lk_hal_queue_vtbl_t lk_cl_queue_vtbl = {
+    .destroy = lk_cl_queue_destroy,
+    .submit = lk_cl_submit,
+    .finish = lk_cl_finish,
+    .drain = NULL,
+};
+
+lightos_status_t lk_cl_queue_create(lk_hal_context_t* hc, uint32_t flags, lk_hal_queue_t** out) {
+  lk_cl_context_t* c = (lk_cl_context_t*)hc;
+  lk_cl_queue_t* q = calloc(1, sizeof *q);
+  if (!q) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for a queue");
+  cl_int err = CL_SUCCESS;
+  q->q = c->api->clCreateCommandQueue(c->ctx, c->device->id,
+                                      (flags & LIGHTOS_QUEUE_PROFILING) ? CL_QUEUE_PROFILING_ENABLE : 0,
+                                      &err);
+  if (!q->q) {
+    free(q);
+    return lk_cl_fail(err, "clCreateCommandQueue", hc->device->info.uri);
+  }
+  q->base.vtbl = &lk_cl_queue_vtbl;
+  q->base.context = hc;
+  q->base.flags = flags;
+  q->ctx = c;
+  q->api = c->api;
+  pthread_mutex_init(&q->lock, NULL);
+  pthread_cond_init(&q->cv, NULL);
+  if (pthread_create(&q->completer, NULL, lk_cl_completer, q) != 0) {
+    c->api->clReleaseCommandQueue(q->q);
+    pthread_cond_destroy(&q->cv);
+    pthread_mutex_destroy(&q->lock);
+    free(q);
+    return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "could not start a queue thread");
+  }
+  *out = &q->base;
+  return LIGHTOS_SUCCESS;
+}

@@ -1,0 +1,137 @@
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cl_codegen.h"
+
+typedef struct lk_sb {
+  char* p;
+  size_t len, cap;
+  int oom;
+} lk_sb_t;
+
+static void lk_sb_put(lk_sb_t* b, const char* s, size_t n) {
+  if (b->oom) return;
+  if (b->len + n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + n + 1) cap *= 2;
+    char* np = realloc(b->p, cap);
+    if (!np) {
+      b->oom = 1;
+      return;
+    }
+    b->p = np;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+  b->p[b->len] = '\0';
+}
+
+static void lk_sb_printf(lk_sb_t* b, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+static void lk_sb_printf(lk_sb_t* b, const char* fmt, ...) {
+  char tmp[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if ((size_t)n < sizeof tmp) {
+    lk_sb_put(b, tmp, (size_t)n);
+    return;
+  }
+  char* big = malloc((size_t)n + 1);
+  if (!big) {
+    b->oom = 1;
+    return;
+  }
+  va_start(ap, fmt);
+  vsnprintf(big, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  lk_sb_put(b, big, (size_t)n);
+  free(big);
+}
+
+static unsigned lk_line_at(const char* s, size_t off) {
+  unsigned line = 1;
+  for (size_t i = 0; i < off; ++i) line += s[i] == '\n';
+  return line;
+}
+
+/* Work-item functions with the portable semantics, defined once before
+ * the user's code.  The builtins are captured in functions first, since
+ * the macros below take their names. */
+static const char lk_cl_support[] =
+    "size_t lk_cl_local_size_(uint d) { return get_local_size(d); }\n"
+    "size_t lk_cl_part_(size_t real_size, size_t group_size, size_t group) {\n"
+    "  size_t left = real_size - group * group_size;\n"
+    "  return left < group_size ? left : group_size;\n"
+    "}\n"
+    "#define LK_CL_REAL_(d) ((d) == 0 ? (size_t)lk_gs0 : (d) == 1 ? (size_t)lk_gs1 : "
+    "(d) == 2 ? (size_t)lk_gs2 : (size_t)1)\n"
+    "#define get_global_size(d) LK_CL_REAL_(d)\n"
+    "#define get_enqueued_local_size(d) lk_cl_local_size_(d)\n"
+    "#define get_local_size(d) ((d) > 2 ? (size_t)1 : lk_cl_part_(LK_CL_REAL_(d), "
+    "lk_cl_local_size_(d), get_group_id(d)))\n"
+    "#define LK_CL_IN_RANGE_ (get_global_id(0) < lk_gs0 && get_global_id(1) < lk_gs1 && "
+    "get_global_id(2) < lk_gs2)\n"
+    "#undef LIGHTOS_ITEMS\n"
+    "#define LIGHTOS_ITEMS for (int lk_once_ = LK_CL_IN_RANGE_; lk_once_; lk_once_ = 0)\n";
+
+static const char* lk_space(const lk_karg_t* a) {
+  return a->kind == LK_KARG_CONSTANT_PTR ? "__constant" : "__global";
+}
+
+static void lk_emit_header(lk_sb_t* b, const lk_kernel_sig_t* k) {
+  lk_sb_printf(b, "__kernel void %s(", k->name);
+  for (uint32_t i = 0; i < k->num_args; ++i) {
+    const lk_karg_t* a = &k->args[i];
+    if (a->kind == LK_KARG_GLOBAL_PTR || a->kind == LK_KARG_CONSTANT_PTR)
+      lk_sb_printf(b, "%s lk_p_%s, ulong lk_o_%s, ", a->type_text, a->name, a->name);
+    else
+      lk_sb_printf(b, "%s %s, ", a->type_text, a->name);
+  }
+  lk_sb_printf(b, "ulong lk_gs0, ulong lk_gs1, ulong lk_gs2) {\n");
+  for (uint32_t i = 0; i < k->num_args; ++i) {
+    const lk_karg_t* a = &k->args[i];
+    if (a->kind == LK_KARG_GLOBAL_PTR || a->kind == LK_KARG_CONSTANT_PTR)
+      lk_sb_printf(b, "  %s %s = (%s)((%s uchar*)lk_p_%s + lk_o_%s);\n", a->type_text, a->name,
+                   a->type_text, lk_space(a), a->name, a->name);
+  }
+  lk_sb_printf(b, "  (void)lk_gs0; (void)lk_gs1; (void)lk_gs2;\n");
+  if (!k->uses_item_blocks) lk_sb_printf(b, "  if (!LK_CL_IN_RANGE_) return;\n");
+}
+
+int lk_cl_codegen(const char* source, size_t len, const lk_kparse_result_t* parsed,
+                  const char* prelude, char** out, size_t* out_len, char* err, size_t err_cap) {
+  lk_sb_t b = {0};
+  lk_sb_put(&b, prelude, strlen(prelude));
+  lk_sb_put(&b, "\n", 1);
+  lk_sb_put(&b, lk_cl_support, sizeof lk_cl_support - 1);
+  size_t at = 0;
+  lk_sb_printf(&b, "#line 1 \"kernel.cl\"\n");
+  for (uint32_t i = 0; i < parsed->num_kernels; ++i) {
+    const lk_kernel_sig_t* k = &parsed->kernels[i];
+    if (k->decl_begin < at || k->body_begin >= len || k->body_end > len) {
+      snprintf(err, err_cap, "kernel '%s': inconsistent source offsets", k->name);
+      free(b.p);
+      return -1;
+    }
+    lk_sb_put(&b, source + at, k->decl_begin - at);
+    lk_emit_header(&b, k);
+    lk_sb_printf(&b, "#line %u \"kernel.cl\"\n", lk_line_at(source, k->body_begin));
+    /* The body after its '{' (the header above opened the brace). */
+    lk_sb_put(&b, source + k->body_begin + 1, k->body_end - k->body_begin - 1);
+    at = k->body_end;
+  }
+  lk_sb_put(&b, source + at, len - at);
+  if (b.oom) {
+    free(b.p);
+    snprintf(err, err_cap, "out of memory generating OpenCL source");
+    return -1;
+  }
+  *out = b.p;
+  *out_len = b.len;
+  return 0;
+}
