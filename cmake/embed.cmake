@@ -35,15 +35,9 @@ if(CMAKE_SCRIPT_MODE_FILE STREQUAL CMAKE_CURRENT_LIST_FILE)
   string(APPEND _lk_out "extern const unsigned long ${LK_EMBED_SYMBOL}_len;\n")
   string(APPEND _lk_out "const char ${LK_EMBED_SYMBOL}[] = {\n${_lk_bytes}0};\n")
   string(APPEND _lk_out "const unsigned long ${LK_EMBED_SYMBOL}_len = ${_lk_len}ul;\n")
-  # Rewrite only when the content changed (keeps dependants up to date
-  # without needless recompiles).
-  set(_lk_old "")
-  if(EXISTS "${LK_EMBED_OUTPUT}")
-    file(READ "${LK_EMBED_OUTPUT}" _lk_old)
-  endif()
-  if(NOT _lk_old STREQUAL _lk_out)
-    file(WRITE "${LK_EMBED_OUTPUT}" "${_lk_out}")
-  endif()
+  # Always written, so the output is newer than the input afterwards (the
+  # rule then stays quiet until the input changes again).
+  file(WRITE "${LK_EMBED_OUTPUT}" "${_lk_out}")
   return()
 endif()
 

@@ -319,7 +319,7 @@ static void cg_emit_decl(cg_buf_t* b, const lk_kernel_sig_t* k) {
               "static inline __attribute__((always_inline)) void lk_item_%s(const "
               "lk_cpu_launch_t* restrict lk_L, size_t lk_gx, size_t lk_gy, size_t lk_gz, "
               "size_t lk_nx, size_t lk_ny, size_t lk_nz, size_t lk_lx, size_t lk_ly, "
-              "size_t lk_lz, size_t lk_li",
+              "size_t lk_lz",
               k->name);
   }
   cg_emit_params(b, k);
@@ -330,7 +330,18 @@ static void cg_emit_prologue(cg_buf_t* b, const lk_kernel_sig_t* k) {
   uint32_t i;
   cg_puts(b, " (void)lk_L; (void)lk_gx; (void)lk_gy; (void)lk_gz; (void)lk_nx; (void)lk_ny; "
              "(void)lk_nz;");
-  if (!k->uses_item_blocks) cg_puts(b, " (void)lk_lx; (void)lk_ly; (void)lk_lz; (void)lk_li;");
+  if (k->uses_item_blocks) {
+    /* Outside item blocks there is no current work-item: get_local_id(),
+     * get_global_id() and LIGHTOS_P() fail with a message naming the rule.
+     * LIGHTOS_PRIVATE arrays have one element per item of the group. */
+    cg_puts(b, " struct lk_work_item_functions_need_a_LIGHTOS_ITEMS_block { char lk_; } lk_lx = "
+               "{0}, lk_ly = {0}, lk_lz = {0}, lk_li = {0}; (void)lk_lx; (void)lk_ly; "
+               "(void)lk_lz; (void)lk_li; const size_t lk_pn = lk_nx * lk_ny * lk_nz; "
+               "(void)lk_pn;");
+  } else {
+    /* One item: a LIGHTOS_PRIVATE value is a one-element array. */
+    cg_puts(b, " (void)lk_lx; (void)lk_ly; (void)lk_lz; enum { lk_pn = 1, lk_li = 0 };");
+  }
   for (i = 0; i < k->num_args; i++) cg_printf(b, " (void)%s;", k->args[i].name);
 }
 
@@ -341,7 +352,7 @@ static void cg_emit_entry(cg_buf_t* b, const lk_kernel_sig_t* k) {
       "__attribute__((visibility(\"default\"))) void lk_entry_%s(const lk_cpu_launch_t* lk_Lp, "
       "size_t lk_gbegin, size_t lk_gend, void* lk_local_mem)";
 
-  cg_puts(b, "\n");
+  cg_printf(b, "\n#ifdef LK_KERNEL_DEFINED_%s\n", k->name);
   cg_printf(b, sig, k->name);
   cg_puts(b, ";\n");
   cg_printf(b, sig, k->name);
@@ -415,14 +426,13 @@ static void cg_emit_entry(cg_buf_t* b, const lk_kernel_sig_t* k) {
   } else {
     cg_printf(b,
               "    for (size_t lk_lz = 0; lk_lz < lk_nz; ++lk_lz)\n"
-              "      for (size_t lk_ly = 0; lk_ly < lk_ny; ++lk_ly) {\n"
-              "        const size_t lk_row = (lk_lz * lk_ny + lk_ly) * lk_nx;\n"
+              "      for (size_t lk_ly = 0; lk_ly < lk_ny; ++lk_ly)\n"
               "        for (size_t lk_lx = 0; lk_lx < lk_nx; ++lk_lx)\n"
               "          lk_item_%s(lk_L, lk_gx, lk_gy, lk_gz, lk_nx, lk_ny, lk_nz, lk_lx, "
-              "lk_ly, lk_lz, lk_row + lk_lx",
+              "lk_ly, lk_lz",
               k->name);
     for (i = 0; i < k->num_args; i++) cg_printf(b, ", lk_a%u", (unsigned)i);
-    cg_puts(b, ");\n      }\n");
+    cg_puts(b, ");\n");
   }
   cg_puts(b,
           "    if (++lk_gx == lk_ngx) {\n"
@@ -433,7 +443,8 @@ static void cg_emit_entry(cg_buf_t* b, const lk_kernel_sig_t* k) {
           "      }\n"
           "    }\n"
           "  }\n"
-          "}\n");
+          "}\n"
+          "#endif\n");
 }
 
 /* ---- Entry point ---------------------------------------------------------------- */
@@ -520,13 +531,15 @@ int lk_cpu_codegen(const char* source, size_t len, const lk_kparse_result_t* par
     cg_emit_prologue(&b, k);
     cg_put(&b, source + k->body_begin + 1, k->body_end - k->body_begin - 1);
     copied = k->body_end;
+    /* Marks the kernel as compiled: one inside a false #if gets no entry. */
+    cg_printf(&b, "\n#define LK_KERNEL_DEFINED_%s 1", k->name);
     cg_line_directive(&b, cg_line_at(&pos, copied), LK_CPU_CODEGEN_SOURCE_NAME);
     cg_pad_to(&b, source, copied);
   }
   cg_put(&b, source + copied, len - copied);
 
-  /* Entry points. */
-  cg_puts(&b, "\n#line 1 \"lightos_entries.c\"\n");
+  /* Entry points (two newlines: the source may end in a backslash). */
+  cg_puts(&b, "\n\n#line 1 \"lightos_entries.c\"\n");
   for (i = 0; i < nk; i++) cg_emit_entry(&b, order[i]);
   free(order);
 

@@ -21,7 +21,6 @@
  *          size_t lk_gx, size_t lk_gy, size_t lk_gz,      group id
  *          size_t lk_nx, size_t lk_ny, size_t lk_nz,      this group's size
  *          size_t lk_lx, size_t lk_ly, size_t lk_lz,      local id
- *          size_t lk_li,                                  linear local id
  *          <params>)
  *    and its entry loops groups, then z, y, x (x innermost) calling it;
  *  - a kernel with item blocks becomes
@@ -32,6 +31,10 @@
  * without the address-space keyword (__constant pointers point to const),
  * plus `restrict` where the source had it.  Every parameter is "used" with
  * a (void) cast so -Wunused-parameter stays quiet.
+ *
+ * After each kernel body the generator defines LK_KERNEL_DEFINED_<K>, and
+ * each entry is compiled only under it, so a kernel inside a false #if has
+ * no entry (dlsym finds nothing) instead of breaking the build.
  *
  * Extra language rule checked here: a kernel that declares a __local
  * variable must use item blocks (its __local storage is per group).

@@ -23,7 +23,9 @@
  *                           a dimension may be smaller than local_size)
  * and, for each work-item (in item kernels: parameters; in kernels with item
  * blocks: the loop variables of LIGHTOS_ITEMS):
- *   lk_lx, lk_ly, lk_lz     local id;  lk_li  linear local id.
+ *   lk_lx, lk_ly, lk_lz     local id;  lk_li  linear local id (item
+ *                           blocks only; 0 in item kernels).
+ * and lk_pn, the length of a LIGHTOS_PRIVATE array.
  */
 #ifndef LIGHTOS_PRELUDE_CPU_H
 #define LIGHTOS_PRELUDE_CPU_H 1
@@ -45,6 +47,7 @@
 #pragma clang diagnostic ignored "-Wunknown-attributes"
 #pragma clang diagnostic ignored "-Wignored-attributes"
 #pragma clang diagnostic ignored "-Wduplicate-decl-specifier"
+#pragma clang diagnostic ignored "-Wkeyword-macro" /* `inline`, below */
 #pragma STDC FP_CONTRACT OFF
 #endif
 
@@ -125,8 +128,11 @@ LK_INLINE size_t lk_dim_(ulong d, size_t v0, size_t v1, size_t v2, size_t other)
       for (size_t lk_lx = 0; lk_lx < lk_nx; ++lk_lx)        \
         for (size_t lk_li = (lk_lz * lk_ny + lk_ly) * lk_nx + lk_lx, lk_once_ = 1; lk_once_; \
              lk_once_ = 0, (void)lk_li)
-/* One value per work-item of the group, living across barriers. */
-#define LIGHTOS_PRIVATE(T, name) T name[lk_nx * lk_ny * lk_nz]
+/* One value per work-item of the group, living across barriers: lk_pn is
+ * the group's item count in kernels with item blocks, and the constant 1
+ * (with lk_li the constant 0) in kernels without, where a private value
+ * is just a variable. */
+#define LIGHTOS_PRIVATE(T, name) T name[lk_pn]
 #define LIGHTOS_P(name) ((name)[lk_li])
 
 /* ---- Synchronisation --------------------------------------------------- */
@@ -698,36 +704,37 @@ LK_INLINE float lk_atomic_xchg_f(volatile float* p, float v) {
   return old;
 }
 
-/* Dispatch on the pointee type (qualifiers dropped by _Generic). */
-#define LK_AGEN(fn, p)                                                               \
+/* Dispatch on the pointee type (qualifiers dropped by _Generic).  As in
+ * OpenCL 1.2, atomic_* take 32-bit int/uint (and float for xchg) only;
+ * atom_* (cl_khr_{global,local}_int32_*, cl_khr_int64_*) take 32 or 64 bit. */
+#define LK_AGEN32(fn, p) _Generic(*(p), int: fn##_si, unsigned int: fn##_ui)
+#define LK_AGEN64(fn, p)                                                             \
   _Generic(*(p), int: fn##_si, unsigned int: fn##_ui, long: fn##_sl,                 \
            unsigned long: fn##_ul)
-#define atomic_add(p, v) LK_AGEN(lk_atomic_add, p)((p), (v))
-#define atomic_sub(p, v) LK_AGEN(lk_atomic_sub, p)((p), (v))
+#define atomic_add(p, v) LK_AGEN32(lk_atomic_add, p)((p), (v))
+#define atomic_sub(p, v) LK_AGEN32(lk_atomic_sub, p)((p), (v))
 #define atomic_xchg(p, v)                                                            \
   _Generic(*(p), int: lk_atomic_xchg_si, unsigned int: lk_atomic_xchg_ui,            \
-           long: lk_atomic_xchg_sl, unsigned long: lk_atomic_xchg_ul,                \
            float: lk_atomic_xchg_f)((p), (v))
-#define atomic_inc(p) LK_AGEN(lk_atomic_inc, p)(p)
-#define atomic_dec(p) LK_AGEN(lk_atomic_dec, p)(p)
-#define atomic_cmpxchg(p, cmp, v) LK_AGEN(lk_atomic_cmpxchg, p)((p), (cmp), (v))
-#define atomic_min(p, v) LK_AGEN(lk_atomic_min, p)((p), (v))
-#define atomic_max(p, v) LK_AGEN(lk_atomic_max, p)((p), (v))
-#define atomic_and(p, v) LK_AGEN(lk_atomic_and, p)((p), (v))
-#define atomic_or(p, v) LK_AGEN(lk_atomic_or, p)((p), (v))
-#define atomic_xor(p, v) LK_AGEN(lk_atomic_xor, p)((p), (v))
-/* atom_*: the cl_khr_{global,local}_int32 / cl_khr_int64 names (32 or 64 bit). */
-#define atom_add(p, v) atomic_add(p, v)
-#define atom_sub(p, v) atomic_sub(p, v)
-#define atom_xchg(p, v) atomic_xchg(p, v)
-#define atom_inc(p) atomic_inc(p)
-#define atom_dec(p) atomic_dec(p)
-#define atom_cmpxchg(p, cmp, v) atomic_cmpxchg(p, cmp, v)
-#define atom_min(p, v) atomic_min(p, v)
-#define atom_max(p, v) atomic_max(p, v)
-#define atom_and(p, v) atomic_and(p, v)
-#define atom_or(p, v) atomic_or(p, v)
-#define atom_xor(p, v) atomic_xor(p, v)
+#define atomic_inc(p) LK_AGEN32(lk_atomic_inc, p)(p)
+#define atomic_dec(p) LK_AGEN32(lk_atomic_dec, p)(p)
+#define atomic_cmpxchg(p, cmp, v) LK_AGEN32(lk_atomic_cmpxchg, p)((p), (cmp), (v))
+#define atomic_min(p, v) LK_AGEN32(lk_atomic_min, p)((p), (v))
+#define atomic_max(p, v) LK_AGEN32(lk_atomic_max, p)((p), (v))
+#define atomic_and(p, v) LK_AGEN32(lk_atomic_and, p)((p), (v))
+#define atomic_or(p, v) LK_AGEN32(lk_atomic_or, p)((p), (v))
+#define atomic_xor(p, v) LK_AGEN32(lk_atomic_xor, p)((p), (v))
+#define atom_add(p, v) LK_AGEN64(lk_atomic_add, p)((p), (v))
+#define atom_sub(p, v) LK_AGEN64(lk_atomic_sub, p)((p), (v))
+#define atom_xchg(p, v) LK_AGEN64(lk_atomic_xchg, p)((p), (v))
+#define atom_inc(p) LK_AGEN64(lk_atomic_inc, p)(p)
+#define atom_dec(p) LK_AGEN64(lk_atomic_dec, p)(p)
+#define atom_cmpxchg(p, cmp, v) LK_AGEN64(lk_atomic_cmpxchg, p)((p), (cmp), (v))
+#define atom_min(p, v) LK_AGEN64(lk_atomic_min, p)((p), (v))
+#define atom_max(p, v) LK_AGEN64(lk_atomic_max, p)((p), (v))
+#define atom_and(p, v) LK_AGEN64(lk_atomic_and, p)((p), (v))
+#define atom_or(p, v) LK_AGEN64(lk_atomic_or, p)((p), (v))
+#define atom_xor(p, v) LK_AGEN64(lk_atomic_xor, p)((p), (v))
 
 /* ---- Last: OpenCL `inline` ---------------------------------------------- */
 

@@ -30,13 +30,14 @@ extern char** environ;
  * fast-math, no contraction into FMA), wrapping signed overflow as the
  * language spec says, and code for this machine's CPU. */
 static const char* const lk_cpu_cflags[] = {
-    "-std=c11", "-O3", "-march=native", "-fno-fast-math", "-ffp-contract=off",
+    "-std=c11", "-O3", "-march=native", "-fsigned-char", "-fno-fast-math", "-ffp-contract=off",
     "-fno-math-errno", "-fwrapv", "-fPIC", "-shared", "-fvisibility=hidden",
     "-fno-semantic-interposition", NULL};
 
 typedef struct lk_cpu_program {
   lk_hal_program_t base;
   void* so;
+  int fd;  /* the memfd the object was loaded from, open while loaded */
 } lk_cpu_program_t;
 
 /* ---- compiler discovery -------------------------------------------------- */
@@ -110,7 +111,10 @@ static void lk_cpu_key(const char* compiler, const char* options, const char* tu
 
 /* ---- loading ------------------------------------------------------------- */
 
-static void* lk_dlopen_bytes(const void* data, size_t len, char* err, size_t cap) {
+/* Loads a shared object from memory.  The memfd stays open while the
+ * object is loaded: dlopen recognises objects by path, and a closed fd's
+ * number (so its /proc path) would be reused by the next program. */
+static void* lk_dlopen_bytes(const void* data, size_t len, int* out_fd, char* err, size_t cap) {
   int fd = memfd_create("lightos-kernel", MFD_CLOEXEC);
   if (fd < 0) {
     snprintf(err, cap, "memfd_create: %s", strerror(errno));
@@ -132,8 +136,12 @@ static void* lk_dlopen_bytes(const void* data, size_t len, char* err, size_t cap
   char path[64];
   snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
   void* so = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-  if (!so) snprintf(err, cap, "dlopen: %s", dlerror());
-  close(fd);
+  if (!so) {
+    snprintf(err, cap, "dlopen: %s", dlerror());
+    close(fd);
+    return NULL;
+  }
+  *out_fd = fd;
   return so;
 }
 
@@ -270,6 +278,7 @@ static lightos_status_t lk_compile_tu(const char* cc, const char* options, const
 static void lk_cpu_program_destroy(lk_hal_program_t* hp) {
   lk_cpu_program_t* p = (lk_cpu_program_t*)hp;
   if (p->so) dlclose(p->so);
+  if (p->fd >= 0) close(p->fd);
   free(p);
 }
 
@@ -323,14 +332,15 @@ lightos_status_t lk_cpu_program_build(lk_hal_context_t* context, const lk_progra
     free(so_bytes);
     return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for a program");
   }
-  p->so = lk_dlopen_bytes(so_bytes, so_len, err, sizeof err);
+  p->fd = -1;
+  p->so = lk_dlopen_bytes(so_bytes, so_len, &p->fd, err, sizeof err);
   free(so_bytes);
   const unsigned* abi = p->so ? dlsym(p->so, "lk_abi_version") : NULL;
   if (!p->so || !abi || *abi != LK_CPU_ABI_VERSION) {
-    if (p->so) dlclose(p->so);
-    free(p);
+    if (p->so) snprintf(err, sizeof err, "%s", abi ? "kernel ABI version mismatch" : "no lk_abi_version");
+    lk_cpu_program_destroy(&p->base);
     return LK_FAIL_NATIVE(LIGHTOS_INTERNAL, "cpu", "", 0, "loading the compiled kernels failed: %s",
-                          abi ? "kernel ABI version mismatch" : err);
+                          err);
   }
   p->base.vtbl = &lk_cpu_program_vtbl;
   p->base.context = context;
