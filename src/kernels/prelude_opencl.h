@@ -46,6 +46,7 @@
 
 /* Strict floating point, as on the CPU target. */
 #pragma OPENCL FP_CONTRACT OFF
+#undef mad
 #define mad(a, b, c) ((a) * (b) + (c))
 
 #define LIGHTOS_ITEMS for (int lk_once_ = 1; lk_once_; lk_once_ = 0)
