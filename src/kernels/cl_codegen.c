@@ -70,7 +70,9 @@ static const char lk_cl_support[] =
     "}\n"
     "#define LK_CL_REAL_(d) ((d) == 0 ? (size_t)lk_gs0 : (d) == 1 ? (size_t)lk_gs1 : "
     "(d) == 2 ? (size_t)lk_gs2 : (size_t)1)\n"
+    "size_t lk_cl_num_groups_(uint d) { return get_num_groups(d); }\n"
     "#define get_global_size(d) LK_CL_REAL_(d)\n"
+    "#define get_num_groups(d) ((d) > 2 ? (size_t)1 : lk_cl_num_groups_(d))\n"
     "#define get_enqueued_local_size(d) lk_cl_local_size_(d)\n"
     "#define get_local_size(d) ((d) > 2 ? (size_t)1 : lk_cl_part_(LK_CL_REAL_(d), "
     "lk_cl_local_size_(d), get_group_id(d)))\n"
@@ -89,6 +91,10 @@ static void lk_emit_header(lk_sb_t* b, const lk_kernel_sig_t* k) {
     const lk_karg_t* a = &k->args[i];
     if (a->kind == LK_KARG_GLOBAL_PTR || a->kind == LK_KARG_CONSTANT_PTR)
       lk_sb_printf(b, "%s lk_p_%s, ulong lk_o_%s, ", a->type_text, a->name, a->name);
+    else if (a->kind == LK_KARG_SCALAR && a->scalar == LK_KSCALAR_BOOL)
+      lk_sb_printf(b, "uchar lk_b_%s, ", a->name); /* OpenCL C forbids bool parameters */
+    else if (a->kind == LK_KARG_SCALAR && a->scalar == LK_KSCALAR_SIZE_T)
+      lk_sb_printf(b, "ulong lk_z_%s, ", a->name); /* ... and size_t ones */
     else
       lk_sb_printf(b, "%s %s, ", a->type_text, a->name);
   }
@@ -98,9 +104,27 @@ static void lk_emit_header(lk_sb_t* b, const lk_kernel_sig_t* k) {
     if (a->kind == LK_KARG_GLOBAL_PTR || a->kind == LK_KARG_CONSTANT_PTR)
       lk_sb_printf(b, "  %s %s = (%s)((%s uchar*)lk_p_%s + lk_o_%s);\n", a->type_text, a->name,
                    a->type_text, lk_space(a), a->name, a->name);
+    else if (a->kind == LK_KARG_SCALAR && a->scalar == LK_KSCALAR_BOOL)
+      lk_sb_printf(b, "  %s %s = lk_b_%s != 0;\n", a->type_text, a->name, a->name);
+    else if (a->kind == LK_KARG_SCALAR && a->scalar == LK_KSCALAR_SIZE_T)
+      lk_sb_printf(b, "  %s %s = (size_t)lk_z_%s;\n", a->type_text, a->name, a->name);
   }
   lk_sb_printf(b, "  (void)lk_gs0; (void)lk_gs1; (void)lk_gs2;\n");
   if (!k->uses_item_blocks) lk_sb_printf(b, "  if (!LK_CL_IN_RANGE_) return;\n");
+}
+
+/* Copies source[from, to), blanking kernel prototypes (their parameter
+ * lists no longer match the rewritten kernels) but keeping line breaks. */
+static void lk_copy_text(lk_sb_t* b, const char* src, size_t from, size_t to,
+                         const lk_kparse_result_t* parsed) {
+  for (uint32_t i = 0; i < parsed->num_protos && from < to; ++i) {
+    const lk_kproto_t* p = &parsed->protos[i];
+    if (p->end <= from || p->begin >= to) continue;
+    lk_sb_put(b, src + from, p->begin - from);
+    for (size_t j = p->begin; j < p->end; ++j) lk_sb_put(b, src[j] == '\n' ? "\n" : " ", 1);
+    from = p->end;
+  }
+  if (from < to) lk_sb_put(b, src + from, to - from);
 }
 
 int lk_cl_codegen(const char* source, size_t len, const lk_kparse_result_t* parsed,
@@ -118,14 +142,14 @@ int lk_cl_codegen(const char* source, size_t len, const lk_kparse_result_t* pars
       free(b.p);
       return -1;
     }
-    lk_sb_put(&b, source + at, k->decl_begin - at);
+    lk_copy_text(&b, source, at, k->decl_begin, parsed);
     lk_emit_header(&b, k);
     lk_sb_printf(&b, "#line %u \"kernel.cl\"\n", lk_line_at(source, k->body_begin));
     /* The body after its '{' (the header above opened the brace). */
     lk_sb_put(&b, source + k->body_begin + 1, k->body_end - k->body_begin - 1);
     at = k->body_end;
   }
-  lk_sb_put(&b, source + at, len - at);
+  lk_copy_text(&b, source, at, len, parsed);
   if (b.oom) {
     free(b.p);
     snprintf(err, err_cap, "out of memory generating OpenCL source");

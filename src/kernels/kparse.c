@@ -40,6 +40,9 @@ typedef struct kp_ctx {
   lk_kernel_sig_t* kernels;
   uint32_t nk;
   size_t kcap;
+  lk_kproto_t* protos;
+  uint32_t np;
+  size_t pcap;
 } kp_ctx_t;
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -818,7 +821,17 @@ static int kp_parse_kernel(kp_ctx_t* c, size_t kw, size_t* pnext) {
   j = q + 1;
   while (kp_is_attribute(c, j))
     if (kp_skip_attribute(c, &j, c->ntok)) return -1;
-  if (kp_punct(c, j, ';')) { /* a prototype: nothing to record */
+  if (kp_punct(c, j, ';')) { /* a prototype: only its extent is recorded */
+    if (c->np == c->pcap) {
+      size_t ncap = c->pcap ? c->pcap * 2 : 4;
+      lk_kproto_t* np = (lk_kproto_t*)realloc(c->protos, ncap * sizeof *np);
+      if (!np) return kp_fail(c, kt->line, "out of memory");
+      c->protos = np;
+      c->pcap = ncap;
+    }
+    c->protos[c->np].begin = kt->off;
+    c->protos[c->np].end = c->tok[j].off + 1;
+    c->np++;
     *pnext = j + 1;
     return 0;
   }
@@ -885,6 +898,8 @@ int lk_kparse(const char* source, size_t len, lk_kparse_result_t* out, char* err
   if (!out) return kp_fail(&c, 0, "no result structure given");
   out->num_kernels = 0;
   out->kernels = NULL;
+  out->num_protos = 0;
+  out->protos = NULL;
   if (!source && len > 0) return kp_fail(&c, 0, "no source given");
   rc = kp_tokenize(&c);
   if (rc == 0) rc = kp_match(&c);
@@ -892,10 +907,13 @@ int lk_kparse(const char* source, size_t len, lk_kparse_result_t* out, char* err
   free(c.tok);
   if (rc != 0 || c.nk == 0) {
     free(c.kernels);
+    free(c.protos);
     return rc != 0 ? -1 : 0;
   }
   out->kernels = c.kernels;
   out->num_kernels = c.nk;
+  out->protos = c.protos;
+  out->num_protos = c.np;
   return 0;
 }
 
@@ -904,6 +922,9 @@ void lk_kparse_free(lk_kparse_result_t* r) {
   free(r->kernels);
   r->kernels = NULL;
   r->num_kernels = 0;
+  free(r->protos);
+  r->protos = NULL;
+  r->num_protos = 0;
 }
 
 const lk_kernel_sig_t* lk_kparse_find(const lk_kparse_result_t* r, const char* name) {

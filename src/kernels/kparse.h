@@ -76,9 +76,18 @@ typedef struct lk_kernel_sig {
   uint32_t line;            /* 1-based line of the `__kernel` keyword    */
 } lk_kernel_sig_t;
 
+/* A kernel prototype (`__kernel void k(...);`): [begin, end) covers the
+ * `__kernel` keyword through the ';'.  Code generators that change kernel
+ * signatures blank these out. */
+typedef struct lk_kproto {
+  size_t begin, end;
+} lk_kproto_t;
+
 typedef struct lk_kparse_result {
   uint32_t num_kernels;
   lk_kernel_sig_t* kernels; /* heap array of num_kernels entries         */
+  uint32_t num_protos;
+  lk_kproto_t* protos;      /* heap array of num_protos entries          */
 } lk_kparse_result_t;
 
 /* Parses `source` (`len` bytes, need not be NUL-terminated).
