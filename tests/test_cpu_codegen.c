@@ -1017,7 +1017,7 @@ static void test_codegen_errors(void) {
   /* A NUL inside the source. */
   {
     char withnul[] = "int a;\n\0__kernel void k(__global float* x) { x[0] = 1.0f; }\n";
-    lk_kparse_result_t empty = {0, NULL};
+    lk_kparse_result_t empty = {0, NULL, 0, NULL};
     LK_CHECK_INT(lk_cpu_codegen(withnul, sizeof withnul - 1, &empty, lk_prelude_cpu, &tu, &tul,
                                 err, sizeof err),
                  -1);

@@ -32,7 +32,7 @@ static lightos_status_t lk_buffer_new(lk_context_t* c, lk_buffer_t** out) {
 
 LIGHTOS_API lightos_status_t lightos_buffer_alloc(lightos_context_t context, size_t size,
                                                   uint32_t flags, lightos_buffer_t* out_buffer) {
-  lk_context_t* c;
+  lk_context_t* c = NULL;
   LK_RESOLVE(c, context, LK_OBJ_CONTEXT, "context");
   LK_CHECK_OUT(out_buffer, "out_buffer");
   if (size == 0) return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "size is 0");
@@ -45,7 +45,7 @@ LIGHTOS_API lightos_status_t lightos_buffer_alloc(lightos_context_t context, siz
                    in->uri, (unsigned long long)in->global_mem_bytes);
   if ((flags & LIGHTOS_BUFFER_HOST_VISIBLE) && !in->host_visible_memory)
     return LK_FAIL(LIGHTOS_UNSUPPORTED, "device %s has no host-visible memory", in->uri);
-  lk_buffer_t* b;
+  lk_buffer_t* b = NULL;
   lightos_status_t s = lk_buffer_new(c, &b);
   if (s) return s;
   b->size = size;
@@ -77,12 +77,12 @@ static lk_buffer_t* lk_root(lk_buffer_t* b) {
 
 LIGHTOS_API lightos_status_t lightos_buffer_create_sub(lightos_buffer_t parent, size_t offset,
                                                        size_t size, lightos_buffer_t* out_buffer) {
-  lk_buffer_t* p;
+  lk_buffer_t* p = NULL;
   LK_RESOLVE(p, parent, LK_OBJ_BUFFER, "parent");
   LK_CHECK_OUT(out_buffer, "out_buffer");
   lightos_status_t s = lk_check_range("parent", p->size, offset, size);
   if (s) return s;
-  lk_buffer_t* b;
+  lk_buffer_t* b = NULL;
   s = lk_buffer_new(p->context, &b);
   if (s) return s;
   lk_buffer_t* root = lk_root(p);
@@ -97,21 +97,21 @@ LIGHTOS_API lightos_status_t lightos_buffer_create_sub(lightos_buffer_t parent, 
 }
 
 LIGHTOS_API lightos_status_t lightos_buffer_retain(lightos_buffer_t buffer) {
-  lk_buffer_t* b;
+  lk_buffer_t* b = NULL;
   LK_RESOLVE(b, buffer, LK_OBJ_BUFFER, "buffer");
   lk_object_ext_retain(&b->obj);
   return LIGHTOS_SUCCESS;
 }
 
 LIGHTOS_API lightos_status_t lightos_buffer_release(lightos_buffer_t buffer) {
-  lk_buffer_t* b;
+  lk_buffer_t* b = NULL;
   LK_RESOLVE(b, buffer, LK_OBJ_BUFFER, "buffer");
   lk_object_ext_release(&b->obj);
   return LIGHTOS_SUCCESS;
 }
 
 LIGHTOS_API lightos_status_t lightos_buffer_get_size(lightos_buffer_t buffer, size_t* out_size) {
-  lk_buffer_t* b;
+  lk_buffer_t* b = NULL;
   LK_RESOLVE(b, buffer, LK_OBJ_BUFFER, "buffer");
   LK_CHECK_OUT(out_size, "out_size");
   *out_size = b->size;
@@ -120,7 +120,7 @@ LIGHTOS_API lightos_status_t lightos_buffer_get_size(lightos_buffer_t buffer, si
 
 LIGHTOS_API lightos_status_t lightos_buffer_get_context(lightos_buffer_t buffer,
                                                         lightos_context_t* out_context) {
-  lk_buffer_t* b;
+  lk_buffer_t* b = NULL;
   LK_RESOLVE(b, buffer, LK_OBJ_BUFFER, "buffer");
   LK_CHECK_OUT(out_context, "out_context");
   *out_context = LK_HANDLE(b->context);
@@ -134,7 +134,7 @@ static void* lk_addr(lk_buffer_t* b, size_t offset) {
 
 static lightos_status_t lk_resolve_queue_for(lightos_queue_t queue, lk_buffer_t* b,
                                              const char* bname, lk_queue_t** out) {
-  lk_queue_t* q;
+  lk_queue_t* q = NULL;
   LK_RESOLVE(q, queue, LK_OBJ_QUEUE, "queue");
   if (b && q->context != b->context)
     return LK_FAIL(LIGHTOS_INVALID_ARGUMENT,
@@ -162,8 +162,8 @@ static lk_cmd_t* lk_cmd_with(lk_cmd_kind_t kind, lk_buffer_t* b0, lk_buffer_t* b
 LIGHTOS_API lightos_status_t lightos_enqueue_write(lightos_queue_t queue, lightos_buffer_t dst,
                                                    size_t offset, size_t size, const void* src,
                                                    lightos_event_t* out_event) {
-  lk_buffer_t* b;
-  lk_queue_t* q;
+  lk_buffer_t* b = NULL;
+  lk_queue_t* q = NULL;
   LK_RESOLVE(b, dst, LK_OBJ_BUFFER, "dst");
   lightos_status_t s = lk_resolve_queue_for(queue, b, "dst", &q);
   if (s) return s;
@@ -182,8 +182,8 @@ LIGHTOS_API lightos_status_t lightos_enqueue_write(lightos_queue_t queue, lighto
 LIGHTOS_API lightos_status_t lightos_enqueue_read(lightos_queue_t queue, lightos_buffer_t src,
                                                   size_t offset, size_t size, void* dst,
                                                   lightos_event_t* out_event) {
-  lk_buffer_t* b;
-  lk_queue_t* q;
+  lk_buffer_t* b = NULL;
+  lk_queue_t* q = NULL;
   LK_RESOLVE(b, src, LK_OBJ_BUFFER, "src");
   lightos_status_t s = lk_resolve_queue_for(queue, b, "src", &q);
   if (s) return s;
@@ -203,8 +203,8 @@ LIGHTOS_API lightos_status_t lightos_enqueue_copy(lightos_queue_t queue, lightos
                                                   size_t src_offset, lightos_buffer_t dst,
                                                   size_t dst_offset, size_t size,
                                                   lightos_event_t* out_event) {
-  lk_buffer_t *bs, *bd;
-  lk_queue_t* q;
+  lk_buffer_t *bs = NULL, *bd = NULL;
+  lk_queue_t* q = NULL;
   LK_RESOLVE(bs, src, LK_OBJ_BUFFER, "src");
   LK_RESOLVE(bd, dst, LK_OBJ_BUFFER, "dst");
   lightos_status_t s = lk_resolve_queue_for(queue, NULL, NULL, &q);
@@ -241,8 +241,8 @@ LIGHTOS_API lightos_status_t lightos_enqueue_fill(lightos_queue_t queue, lightos
                                                   size_t offset, size_t size, const void* pattern,
                                                   size_t pattern_size,
                                                   lightos_event_t* out_event) {
-  lk_buffer_t* b;
-  lk_queue_t* q;
+  lk_buffer_t* b = NULL;
+  lk_queue_t* q = NULL;
   LK_RESOLVE(b, dst, LK_OBJ_BUFFER, "dst");
   lightos_status_t s = lk_resolve_queue_for(queue, b, "dst", &q);
   if (s) return s;
@@ -279,7 +279,7 @@ static lightos_queue_t lk_default_queue_of(lk_buffer_t* b) {
 
 LIGHTOS_API lightos_status_t lightos_buffer_write(lightos_buffer_t dst, size_t offset, size_t size,
                                                   const void* src) {
-  lk_buffer_t* b;
+  lk_buffer_t* b = NULL;
   LK_RESOLVE(b, dst, LK_OBJ_BUFFER, "dst");
   lightos_event_t ev = NULL;
   return lk_wait_and_release(b,
@@ -288,7 +288,7 @@ LIGHTOS_API lightos_status_t lightos_buffer_write(lightos_buffer_t dst, size_t o
 
 LIGHTOS_API lightos_status_t lightos_buffer_read(lightos_buffer_t src, size_t offset, size_t size,
                                                  void* dst) {
-  lk_buffer_t* b;
+  lk_buffer_t* b = NULL;
   LK_RESOLVE(b, src, LK_OBJ_BUFFER, "src");
   lightos_event_t ev = NULL;
   return lk_wait_and_release(b,
@@ -298,7 +298,7 @@ LIGHTOS_API lightos_status_t lightos_buffer_read(lightos_buffer_t src, size_t of
 LIGHTOS_API lightos_status_t lightos_buffer_copy(lightos_buffer_t src, size_t src_offset,
                                                  lightos_buffer_t dst, size_t dst_offset,
                                                  size_t size) {
-  lk_buffer_t* b;
+  lk_buffer_t* b = NULL;
   LK_RESOLVE(b, dst, LK_OBJ_BUFFER, "dst");
   lightos_event_t ev = NULL;
   return lk_wait_and_release(b, lightos_enqueue_copy(lk_default_queue_of(b), src, src_offset, dst,
@@ -307,7 +307,7 @@ LIGHTOS_API lightos_status_t lightos_buffer_copy(lightos_buffer_t src, size_t sr
 
 LIGHTOS_API lightos_status_t lightos_buffer_fill(lightos_buffer_t dst, size_t offset, size_t size,
                                                  const void* pattern, size_t pattern_size) {
-  lk_buffer_t* b;
+  lk_buffer_t* b = NULL;
   LK_RESOLVE(b, dst, LK_OBJ_BUFFER, "dst");
   lightos_event_t ev = NULL;
   return lk_wait_and_release(b, lightos_enqueue_fill(lk_default_queue_of(b), dst, offset, size,
@@ -316,7 +316,7 @@ LIGHTOS_API lightos_status_t lightos_buffer_fill(lightos_buffer_t dst, size_t of
 
 LIGHTOS_API lightos_status_t lightos_buffer_map(lightos_buffer_t buffer, size_t offset, size_t size,
                                                 void** out_ptr) {
-  lk_buffer_t* b;
+  lk_buffer_t* b = NULL;
   LK_RESOLVE(b, buffer, LK_OBJ_BUFFER, "buffer");
   LK_CHECK_OUT(out_ptr, "out_ptr");
   lightos_status_t s = lk_check_range("buffer", b->size, offset, size);
@@ -344,7 +344,7 @@ LIGHTOS_API lightos_status_t lightos_buffer_map(lightos_buffer_t buffer, size_t 
 }
 
 LIGHTOS_API lightos_status_t lightos_buffer_unmap(lightos_buffer_t buffer, void* ptr) {
-  lk_buffer_t* b;
+  lk_buffer_t* b = NULL;
   LK_RESOLVE(b, buffer, LK_OBJ_BUFFER, "buffer");
   if (!ptr) return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "ptr is NULL");
   pthread_mutex_lock(&b->map_lock);

@@ -28,7 +28,7 @@ LIGHTOS_API lightos_status_t lightos_comm_init_all(uint32_t ncontexts,
                    "ncontexts %u: multi-rank communicators are not in this release yet "
                    "(groups of one rank only)",
                    ncontexts);
-  lk_context_t* ctx;
+  lk_context_t* ctx = NULL;
   LK_RESOLVE(ctx, contexts[0], LK_OBJ_CONTEXT, "contexts[0]");
   lk_comm_t* c = calloc(1, sizeof *c);
   if (!c) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for a communicator");
@@ -46,14 +46,14 @@ LIGHTOS_API lightos_status_t lightos_comm_init_all(uint32_t ncontexts,
 }
 
 LIGHTOS_API lightos_status_t lightos_comm_destroy(lightos_comm_t comm) {
-  lk_comm_t* c;
+  lk_comm_t* c = NULL;
   LK_RESOLVE(c, comm, LK_OBJ_COMM, "comm");
   lk_object_ext_release(&c->obj);
   return LIGHTOS_SUCCESS;
 }
 
 LIGHTOS_API lightos_status_t lightos_comm_rank(lightos_comm_t comm, uint32_t* out_rank) {
-  lk_comm_t* c;
+  lk_comm_t* c = NULL;
   LK_RESOLVE(c, comm, LK_OBJ_COMM, "comm");
   LK_CHECK_OUT(out_rank, "out_rank");
   *out_rank = c->rank;
@@ -61,7 +61,7 @@ LIGHTOS_API lightos_status_t lightos_comm_rank(lightos_comm_t comm, uint32_t* ou
 }
 
 LIGHTOS_API lightos_status_t lightos_comm_size(lightos_comm_t comm, uint32_t* out_size) {
-  lk_comm_t* c;
+  lk_comm_t* c = NULL;
   LK_RESOLVE(c, comm, LK_OBJ_COMM, "comm");
   LK_CHECK_OUT(out_size, "out_size");
   *out_size = c->size;
@@ -76,8 +76,8 @@ LIGHTOS_API lightos_status_t lightos_comm_allreduce(lightos_buffer_t send, light
                                                     size_t count, lightos_dtype_t dtype,
                                                     lightos_reduce_op_t op, lightos_comm_t comm,
                                                     lightos_queue_t queue) {
-  lk_comm_t* c;
-  lk_buffer_t *bs, *br;
+  lk_comm_t* c = NULL;
+  lk_buffer_t *bs = NULL, *br = NULL;
   LK_RESOLVE(c, comm, LK_OBJ_COMM, "comm");
   LK_RESOLVE(bs, send, LK_OBJ_BUFFER, "send");
   LK_RESOLVE(br, recv, LK_OBJ_BUFFER, "recv");
@@ -95,7 +95,7 @@ LIGHTOS_API lightos_status_t lightos_comm_allreduce(lightos_buffer_t send, light
                    bs->context != c->context ? "send" : "recv", c->context->device->hal->info.uri);
   lightos_queue_t q = LK_HANDLE(c->context->default_queue);
   if (queue) {
-    lk_queue_t* uq;
+    lk_queue_t* uq = NULL;
     LK_RESOLVE(uq, queue, LK_OBJ_QUEUE, "queue");
     if (uq->context != c->context)
       return LK_FAIL(LIGHTOS_INVALID_ARGUMENT,

@@ -57,27 +57,27 @@ lightos_status_t lk_event_wait_internal(lk_event_t* e) {
 }
 
 LIGHTOS_API lightos_status_t lightos_event_retain(lightos_event_t event) {
-  lk_event_t* e;
+  lk_event_t* e = NULL;
   LK_RESOLVE(e, event, LK_OBJ_EVENT, "event");
   lk_object_ext_retain(&e->obj);
   return LIGHTOS_SUCCESS;
 }
 
 LIGHTOS_API lightos_status_t lightos_event_release(lightos_event_t event) {
-  lk_event_t* e;
+  lk_event_t* e = NULL;
   LK_RESOLVE(e, event, LK_OBJ_EVENT, "event");
   lk_object_ext_release(&e->obj);
   return LIGHTOS_SUCCESS;
 }
 
 LIGHTOS_API lightos_status_t lightos_event_wait(lightos_event_t event) {
-  lk_event_t* e;
+  lk_event_t* e = NULL;
   LK_RESOLVE(e, event, LK_OBJ_EVENT, "event");
   return lk_event_wait_internal(e);
 }
 
 LIGHTOS_API lightos_status_t lightos_event_query(lightos_event_t event) {
-  lk_event_t* e;
+  lk_event_t* e = NULL;
   LK_RESOLVE(e, event, LK_OBJ_EVENT, "event");
   if (!atomic_load_explicit(&e->done, memory_order_acquire)) return LIGHTOS_NOT_READY;
   return lk_event_result(e);
@@ -85,7 +85,7 @@ LIGHTOS_API lightos_status_t lightos_event_query(lightos_event_t event) {
 
 LIGHTOS_API lightos_status_t lightos_event_elapsed_ms(lightos_event_t start, lightos_event_t end,
                                                       double* out_ms) {
-  lk_event_t *a, *b;
+  lk_event_t *a = NULL, *b = NULL;
   LK_RESOLVE(a, start, LK_OBJ_EVENT, "start");
   LK_RESOLVE(b, end, LK_OBJ_EVENT, "end");
   LK_CHECK_OUT(out_ms, "out_ms");

@@ -17,7 +17,7 @@ static void lk_kernel_destroy(lk_object_t* obj) {
 
 LIGHTOS_API lightos_status_t lightos_kernel_create(lightos_program_t program, const char* name,
                                                    lightos_kernel_t* out_kernel) {
-  lk_program_t* p;
+  lk_program_t* p = NULL;
   LK_RESOLVE(p, program, LK_OBJ_PROGRAM, "program");
   if (!name) return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "name is NULL");
   LK_CHECK_OUT(out_kernel, "out_kernel");
@@ -139,7 +139,7 @@ LIGHTOS_API lightos_status_t lightos_kernel_set_arg_buffer(lightos_kernel_t kern
   const lk_karg_t* a = NULL;
   lightos_status_t s = lk_kernel_arg(kernel, index, &k, &a);
   if (s) return s;
-  lk_buffer_t* b;
+  lk_buffer_t* b = NULL;
   LK_RESOLVE(b, buffer, LK_OBJ_BUFFER, "buffer");
   if (a->kind != LK_KARG_GLOBAL_PTR && a->kind != LK_KARG_CONSTANT_PTR)
     return lk_wrong_kind(k, index, a, "a buffer");
@@ -304,7 +304,7 @@ LIGHTOS_API lightos_status_t lightos_enqueue_kernel(lightos_queue_t queue, light
                                                     uint32_t work_dim, const size_t* global_size,
                                                     const size_t* local_size,
                                                     lightos_event_t* out_event) {
-  lk_queue_t* q;
+  lk_queue_t* q = NULL;
   lk_kernel_t* k = NULL;
   LK_RESOLVE(q, queue, LK_OBJ_QUEUE, "queue");
   LK_RESOLVE(k, kernel, LK_OBJ_KERNEL, "kernel");

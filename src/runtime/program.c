@@ -19,7 +19,7 @@ static void lk_program_destroy(lk_object_t* obj) {
 
 LIGHTOS_API lightos_status_t lightos_program_create(lightos_context_t context, const char* source,
                                                     size_t length, lightos_program_t* out_program) {
-  lk_context_t* c;
+  lk_context_t* c = NULL;
   LK_RESOLVE(c, context, LK_OBJ_CONTEXT, "context");
   if (!source) return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "source is NULL");
   LK_CHECK_OUT(out_program, "out_program");
@@ -88,7 +88,7 @@ static void lk_set_log(lk_program_t* p, char* log) {
 }
 
 LIGHTOS_API lightos_status_t lightos_program_build(lightos_program_t program, const char* options) {
-  lk_program_t* p;
+  lk_program_t* p = NULL;
   LK_RESOLVE(p, program, LK_OBJ_PROGRAM, "program");
   if (!options) options = "";
   lightos_status_t s = lk_check_options(options);
@@ -123,7 +123,7 @@ LIGHTOS_API lightos_status_t lightos_program_build(lightos_program_t program, co
 
 LIGHTOS_API lightos_status_t lightos_program_build_log(lightos_program_t program, char* buf,
                                                        size_t cap, size_t* out_len) {
-  lk_program_t* p;
+  lk_program_t* p = NULL;
   LK_RESOLVE(p, program, LK_OBJ_PROGRAM, "program");
   if (!buf && cap) return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "buf is NULL but cap is %zu", cap);
   pthread_mutex_lock(&p->lock);
@@ -136,7 +136,7 @@ LIGHTOS_API lightos_status_t lightos_program_build_log(lightos_program_t program
 
 LIGHTOS_API lightos_status_t lightos_program_get_info(lightos_program_t program,
                                                       lightos_program_info_t* out_info) {
-  lk_program_t* p;
+  lk_program_t* p = NULL;
   LK_RESOLVE(p, program, LK_OBJ_PROGRAM, "program");
   LK_CHECK_OUT(out_info, "out_info");
   pthread_mutex_lock(&p->lock);
@@ -149,14 +149,14 @@ LIGHTOS_API lightos_status_t lightos_program_get_info(lightos_program_t program,
 }
 
 LIGHTOS_API lightos_status_t lightos_program_retain(lightos_program_t program) {
-  lk_program_t* p;
+  lk_program_t* p = NULL;
   LK_RESOLVE(p, program, LK_OBJ_PROGRAM, "program");
   lk_object_ext_retain(&p->obj);
   return LIGHTOS_SUCCESS;
 }
 
 LIGHTOS_API lightos_status_t lightos_program_release(lightos_program_t program) {
-  lk_program_t* p;
+  lk_program_t* p = NULL;
   LK_RESOLVE(p, program, LK_OBJ_PROGRAM, "program");
   lk_object_ext_release(&p->obj);
   return LIGHTOS_SUCCESS;

@@ -13,12 +13,16 @@ static void lk_queue_destroy(lk_object_t* obj) {
     q->hal->vtbl->finish(q->hal);
     q->hal->vtbl->destroy(q->hal);
   }
-  if (q->context) lk_object_unref(&q->context->obj);
+  if (q->context && !q->is_default) lk_object_unref(&q->context->obj);
   free(q);
 }
 
-lightos_status_t lk_queue_create_internal(lk_context_t* c, uint32_t flags, lk_queue_t** out);
-lightos_status_t lk_queue_create_internal(lk_context_t* c, uint32_t flags, lk_queue_t** out) {
+/* A default queue (is_default) takes no reference on its context: the
+ * context owns it and releases it when it goes. */
+lightos_status_t lk_queue_create_internal(lk_context_t* c, uint32_t flags, bool is_default,
+                                          lk_queue_t** out);
+lightos_status_t lk_queue_create_internal(lk_context_t* c, uint32_t flags, bool is_default,
+                                          lk_queue_t** out) {
   lk_queue_t* q = calloc(1, sizeof *q);
   if (!q) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for a queue");
   lightos_status_t s = lk_object_init(&q->obj, LK_OBJ_QUEUE, lk_queue_destroy);
@@ -26,8 +30,9 @@ lightos_status_t lk_queue_create_internal(lk_context_t* c, uint32_t flags, lk_qu
     free(q);
     return s;
   }
-  lk_object_ref(&c->obj);
+  if (!is_default) lk_object_ref(&c->obj);
   q->context = c;
+  q->is_default = is_default;
   q->flags = flags;
   s = c->hal->vtbl->queue_create(c->hal, flags, &q->hal);
   if (s) {
@@ -40,29 +45,29 @@ lightos_status_t lk_queue_create_internal(lk_context_t* c, uint32_t flags, lk_qu
 
 LIGHTOS_API lightos_status_t lightos_queue_create(lightos_context_t context, uint32_t flags,
                                                   lightos_queue_t* out_queue) {
-  lk_context_t* c;
+  lk_context_t* c = NULL;
   LK_RESOLVE(c, context, LK_OBJ_CONTEXT, "context");
   LK_CHECK_OUT(out_queue, "out_queue");
   if (flags & ~(uint32_t)LIGHTOS_QUEUE_PROFILING)
     return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "flags 0x%x has unknown bits", flags);
-  lk_queue_t* q;
-  lightos_status_t s = lk_queue_create_internal(c, flags, &q);
+  lk_queue_t* q = NULL;
+  lightos_status_t s = lk_queue_create_internal(c, flags, false, &q);
   if (s) return s;
   *out_queue = LK_HANDLE(q);
   return LIGHTOS_SUCCESS;
 }
 
 LIGHTOS_API lightos_status_t lightos_queue_retain(lightos_queue_t queue) {
-  lk_queue_t* q;
+  lk_queue_t* q = NULL;
   LK_RESOLVE(q, queue, LK_OBJ_QUEUE, "queue");
   lk_object_ext_retain(&q->obj);
   return LIGHTOS_SUCCESS;
 }
 
 LIGHTOS_API lightos_status_t lightos_queue_release(lightos_queue_t queue) {
-  lk_queue_t* q;
+  lk_queue_t* q = NULL;
   LK_RESOLVE(q, queue, LK_OBJ_QUEUE, "queue");
-  if (q == q->context->default_queue)
+  if (q->is_default)
     return LK_FAIL(LIGHTOS_INVALID_ARGUMENT,
                    "queue %p is its context's default queue: it is released with the context",
                    (void*)queue);
@@ -71,7 +76,7 @@ LIGHTOS_API lightos_status_t lightos_queue_release(lightos_queue_t queue) {
 }
 
 LIGHTOS_API lightos_status_t lightos_queue_finish(lightos_queue_t queue) {
-  lk_queue_t* q;
+  lk_queue_t* q = NULL;
   LK_RESOLVE(q, queue, LK_OBJ_QUEUE, "queue");
   return q->hal->vtbl->finish(q->hal);
 }
@@ -89,6 +94,7 @@ static void lk_cmd_drop_refs(lk_cmd_t* c) {
   if (c->wait_event) lk_object_unref(&c->wait_event->obj);
   for (uint32_t i = 0; i < c->num_launch_bufs; ++i) lk_object_unref(&c->launch_bufs[i]->obj);
   free(c->launch_bufs);
+  if (c->kind == LK_CMD_HOST) free(c->u.host.arg);
   if (c->kind == LK_CMD_KERNEL) {
     free(c->u.launch.values);
     free(c->u.launch.arg_ptrs);
@@ -116,7 +122,7 @@ void lk_cmd_complete(lk_cmd_t* c, lightos_status_t status, uint64_t t_start, uin
 
 lightos_status_t lk_queue_submit(lk_queue_t* q, lk_cmd_t* cmd, lightos_event_t* out_event) {
   if (out_event) {
-    lk_event_t* e;
+    lk_event_t* e = NULL;
     lightos_status_t s = lk_event_create(&e);
     if (s) {
       lk_cmd_free_unsubmitted(cmd);
@@ -129,7 +135,7 @@ lightos_status_t lk_queue_submit(lk_queue_t* q, lk_cmd_t* cmd, lightos_event_t* 
   }
   lightos_status_t s = q->hal->vtbl->submit(q->hal, cmd);
   if (s && out_event) {
-    lk_object_t* o;
+    lk_object_t* o = NULL;
     if (lk_handle_resolve(*out_event, LK_OBJ_EVENT, "event", &o) == LIGHTOS_SUCCESS)
       lk_object_ext_release(o);
     *out_event = NULL;
@@ -139,8 +145,8 @@ lightos_status_t lk_queue_submit(lk_queue_t* q, lk_cmd_t* cmd, lightos_event_t* 
 
 LIGHTOS_API lightos_status_t lightos_queue_wait_event(lightos_queue_t queue,
                                                       lightos_event_t event) {
-  lk_queue_t* q;
-  lk_event_t* e;
+  lk_queue_t* q = NULL;
+  lk_event_t* e = NULL;
   LK_RESOLVE(q, queue, LK_OBJ_QUEUE, "queue");
   LK_RESOLVE(e, event, LK_OBJ_EVENT, "event");
   lk_cmd_t* c = lk_cmd_new(LK_CMD_WAIT);
@@ -152,7 +158,7 @@ LIGHTOS_API lightos_status_t lightos_queue_wait_event(lightos_queue_t queue,
 
 LIGHTOS_API lightos_status_t lightos_event_record(lightos_queue_t queue,
                                                   lightos_event_t* out_event) {
-  lk_queue_t* q;
+  lk_queue_t* q = NULL;
   LK_RESOLVE(q, queue, LK_OBJ_QUEUE, "queue");
   LK_CHECK_OUT(out_event, "out_event");
   lk_cmd_t* c = lk_cmd_new(LK_CMD_MARKER);

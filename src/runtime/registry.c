@@ -13,6 +13,7 @@
 static const lk_hal_backend_t* const lk_backends[] = {
     &lk_cpu_backend,
     &lk_opencl_backend,
+    &lk_cuda_backend,
 };
 #define LK_NUM_BACKENDS (sizeof lk_backends / sizeof lk_backends[0])
 
@@ -156,7 +157,7 @@ LIGHTOS_API lightos_status_t lightos_device_get(uint32_t index, lightos_device_t
 
 LIGHTOS_API lightos_status_t lightos_device_get_info(lightos_device_t device,
                                                      lightos_device_info_t* out_info) {
-  lk_device_t* d;
+  lk_device_t* d = NULL;
   LK_RESOLVE(d, device, LK_OBJ_DEVICE, "device");
   LK_CHECK_OUT(out_info, "out_info");
   *out_info = d->hal->info;
@@ -187,7 +188,7 @@ static int64_t lk_score(const lk_device_t* d) {
 }
 
 LIGHTOS_API lightos_status_t lightos_device_score(lightos_device_t device, int64_t* out_score) {
-  lk_device_t* d;
+  lk_device_t* d = NULL;
   LK_RESOLVE(d, device, LK_OBJ_DEVICE, "device");
   LK_CHECK_OUT(out_score, "out_score");
   *out_score = lk_score(d);
@@ -310,7 +311,7 @@ LIGHTOS_API lightos_status_t lightos_device_from_uri(const char* uri,
   LK_CHECK_OUT(out_device, "out_device");
   lightos_status_t s = lk_registry_init();
   if (s) return s;
-  lk_device_t* d;
+  lk_device_t* d = NULL;
   s = lk_from_uri(uri, "uri", &d);
   if (s) return s;
   *out_device = LK_HANDLE(d);
@@ -334,7 +335,7 @@ static lightos_status_t lk_select(lightos_device_kind_t kind, lk_device_t** out)
 LIGHTOS_API lightos_status_t lightos_device_select(lightos_device_kind_t kind,
                                                    lightos_device_t* out_device) {
   LK_CHECK_OUT(out_device, "out_device");
-  lk_device_t* d;
+  lk_device_t* d = NULL;
   lightos_status_t s = lk_select(kind, &d);
   if (s) return s;
   *out_device = LK_HANDLE(d);

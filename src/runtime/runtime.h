@@ -24,6 +24,11 @@ typedef struct lk_context {
   lk_hal_context_t* hal;
   uint32_t flags;
   struct lk_queue* default_queue; /* created with the context */
+  /* Tensor-op state (program cache ...), created on first use by
+   * src/ops; freed with the context. */
+  pthread_mutex_t ops_lock;
+  void* ops;
+  void (*ops_destroy)(void* ops);
 } lk_context_t;
 
 typedef struct lk_buffer {
@@ -44,6 +49,7 @@ typedef struct lk_queue {
   lk_context_t* context;          /* referenced */
   lk_hal_queue_t* hal;
   uint32_t flags;
+  bool is_default;                /* the context's own queue (no reference) */
 } lk_queue_t;
 
 typedef struct lk_event {

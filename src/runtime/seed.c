@@ -43,7 +43,7 @@ LIGHTOS_API lightos_buffer_t lightos_alloc(lightos_context_t context, size_t siz
 
 LIGHTOS_API lightos_status_t lightos_execute(lightos_kernel_t kernel, size_t global_size,
                                              size_t local_size) {
-  lk_kernel_t* k;
+  lk_kernel_t* k = NULL;
   LK_RESOLVE(k, kernel, LK_OBJ_KERNEL, "kernel");
   lk_queue_t* q = k->program->context->default_queue;
   lightos_event_t ev = NULL;
@@ -56,7 +56,7 @@ LIGHTOS_API lightos_status_t lightos_execute(lightos_kernel_t kernel, size_t glo
 LIGHTOS_API lightos_status_t lightos_allreduce(lightos_buffer_t sendbuf, lightos_buffer_t recvbuf,
                                                size_t count, lightos_reduce_op_t op,
                                                lightos_comm_t comm) {
-  lk_buffer_t* b;
+  lk_buffer_t* b = NULL;
   LK_RESOLVE(b, recvbuf, LK_OBJ_BUFFER, "recvbuf");
   lk_queue_t* q = b->context->default_queue;
   lightos_status_t s = lightos_comm_allreduce(sendbuf, recvbuf, count, LIGHTOS_DTYPE_F32, op, comm,

@@ -25,6 +25,13 @@ lightos_status_t lk_cpu_queue_create(lk_hal_context_t* context, uint32_t flags,
                                      lk_hal_queue_t** out_queue);
 lightos_status_t lk_cpu_program_build(lk_hal_context_t* context, const lk_program_src_t* src,
                                       lk_hal_build_result_t* out);
+/* The queue's native_gemm (cpu_blas.c): OpenBLAS loaded at run time, run
+ * as a host command in queue order; LIGHTOS_UNSUPPORTED when OpenBLAS is
+ * absent or for f16/bf16. */
+lightos_status_t lk_cpu_native_gemm(lk_hal_queue_t* queue, const lk_hal_gemm_t* gemm,
+                                    lk_cmd_t* keep_alive);
+/* GEMM commands run through the library so far (tests check the path). */
+unsigned long long lk_cpu_blas_call_count(void);
 /* Runs a kernel launch command on the device's pool (blocking). */
 lightos_status_t lk_cpu_run_kernel(lk_cpu_device_t* dev, lk_cmd_t* cmd);
 

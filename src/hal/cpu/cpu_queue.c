@@ -55,6 +55,8 @@ static lightos_status_t lk_cpu_exec(lk_cpu_queue_t* q, lk_cmd_t* c) {
       return lk_cpu_run_kernel(q->device, c);
     case LK_CMD_MARKER:
       return LIGHTOS_SUCCESS;
+    case LK_CMD_HOST:
+      return c->u.host.fn(c->u.host.arg);
     case LK_CMD_WAIT: {
       lightos_status_t s = lk_event_wait_internal(c->wait_event);
       if (s)
@@ -181,6 +183,7 @@ static const lk_hal_queue_vtbl_t lk_cpu_queue_vtbl = {
     .submit = lk_cpu_queue_submit,
     .finish = lk_cpu_queue_finish,
     .drain = lk_cpu_queue_drain,
+    .native_gemm = lk_cpu_native_gemm,
 };
 
 lightos_status_t lk_cpu_queue_create(lk_hal_context_t* context, uint32_t flags,

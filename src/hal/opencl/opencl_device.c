@@ -62,8 +62,9 @@ static void lk_cl_fill_info(lk_cl_device_t* d, uint32_t index) {
   char drv[64], ver[64];
   lk_cl_str(api, d->id, CL_DRIVER_VERSION, drv, sizeof drv);
   lk_cl_str(api, d->id, CL_DEVICE_VERSION, ver, sizeof ver);
-  snprintf(in->driver_version, sizeof in->driver_version, "%s, driver %s (%.40s)", ver, drv,
-           d->platform_name);
+  size_t len = 0;
+  lk_sbprintf(in->driver_version, sizeof in->driver_version, &len, "%s, driver %s (%.40s)", ver,
+              drv, d->platform_name);
   cl_device_type type = 0;
   cl_bool unified = CL_FALSE;
   api->clGetDeviceInfo(d->id, CL_DEVICE_TYPE, sizeof type, &type, NULL);

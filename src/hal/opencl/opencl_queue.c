@@ -120,6 +120,12 @@ static lightos_status_t lk_cl_enqueue(lk_cl_queue_t* q, lk_cmd_t* c, cl_event* e
     case LK_CMD_MARKER:
       err = api->clEnqueueMarkerWithWaitList(q->q, 0, NULL, ev);
       return err ? lk_cl_fail(err, "clEnqueueMarkerWithWaitList", "") : LIGHTOS_SUCCESS;
+    case LK_CMD_HOST: {
+      /* Host work in queue order: wait for the queue's earlier work. */
+      err = api->clFinish(q->q);
+      if (err) return lk_cl_fail(err, "clFinish", "");
+      return c->u.host.fn(c->u.host.arg);
+    }
     case LK_CMD_WAIT: {
       /* Events of any backend: the host waits, so later work cannot start
        * before the event completes.  A failed event aborts what follows. */

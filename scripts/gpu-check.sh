@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# One command on an NVIDIA GPU machine: build LightOS, run every suite on
+# every device found (CUDA, NVIDIA OpenCL, PoCL, CPU), run the GPU
+# benchmarks, and end with a summary table.  Logs and markdown results go
+# to $RESULTS (default: ./gpu-results).
+#
+#   scripts/gpu-check.sh [--quick]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+RESULTS=${RESULTS:-$PWD/gpu-results}
+BUILD=${BUILD:-build-gpu}
+mkdir -p "$RESULTS"
+export NCCL_NVLS_ENABLE=0
+export LIGHTOS_CACHE_DIR=${LIGHTOS_CACHE_DIR:-$PWD/$BUILD/cache}
+
+# NVIDIA's OpenCL through the ICD loader: an ICD file naming the vendor
+# library, next to any system ICDs (PoCL).
+icd_dir=$PWD/$BUILD/icd
+mkdir -p "$icd_dir"
+for lib in /usr/lib/libnvidia-opencl.so.1 /usr/lib/x86_64-linux-gnu/libnvidia-opencl.so.1; do
+  if [ -e "$lib" ]; then echo "$lib" >"$icd_dir/nvidia.icd"; break; fi
+done
+for f in /etc/OpenCL/vendors/*.icd; do [ -e "$f" ] && cp "$f" "$icd_dir/"; done
+export OCL_ICD_VENDORS=$icd_dir
+
+summary=()
+step() { # name, command...
+  local name=$1; shift
+  local log="$RESULTS/$name.log"
+  local t0=$SECONDS
+  if "$@" >"$log" 2>&1; then r=PASS; else r="FAIL($?)"; fi
+  summary+=("$(printf '%-28s %-9s %4ds  %s' "$name" "$r" $((SECONDS - t0)) "$log")")
+  echo "== $name: $r"; tail -n 25 "$log"
+}
+
+nvidia-smi --query-gpu=index,name,driver_version,memory.total,pci.bus_id --format=csv \
+  >"$RESULTS/gpus.csv" 2>&1 || true
+cat "$RESULTS/gpus.csv"
+
+step build bash -c "cmake -S . -B $BUILD -DCMAKE_BUILD_TYPE=Release -DLIGHTOS_WERROR=OFF >/dev/null && cmake --build $BUILD -j\$(nproc)"
+step info "./$BUILD/lightos" info
+step ctest bash -c "cd $BUILD && ctest --output-on-failure -j4"
+step selftest "./$BUILD/lightos" selftest
+if [ "${1:-}" != "--quick" ]; then
+  for b in "$BUILD"/bench/bench_*; do
+    [ -x "$b" ] || continue
+    n=$(basename "$b")
+    step "$n" "$b" --markdown "$RESULTS/$n.md"
+  done
+fi
+
+echo
+echo "Summary ($(date -u +%F), $(head -2 "$RESULTS/gpus.csv" | tail -1)):"
+printf '%s\n' "${summary[@]}" | tee "$RESULTS/summary.txt"
