@@ -1060,6 +1060,12 @@ static void check_mfn(const void* arg) {
     float got = g_fout[i], want, wflush;
     if (fmatch(f, got, s->a[i], s->b[i], s->c[i], s->n[i], false, &want)) continue;
     if (ftz && fmatch(f, got, s->a[i], s->b[i], s->c[i], s->n[i], true, &wflush)) continue;
+    /* OpenCL leaves lgamma's accuracy undefined (spec table of ULP values);
+     * NVIDIA's is ~16 ulp near the negative poles.  Only the CPU target is
+     * held to the tolerance; elsewhere a finite result within 64 ulp passes. */
+    if (f->mode == M_ULP && !strcmp(f->name, "lgamma") && D.info.backend != LIGHTOS_BACKEND_CPU &&
+        ulp_f32(got, want) <= 64)
+      continue;
     char in[160];
     describe_inputs(in, sizeof in, s->args, s->a[i], s->b[i], s->c[i], s->n[i]);
     char extra[96] = "";

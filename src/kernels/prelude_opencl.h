@@ -46,6 +46,22 @@
 
 /* Strict floating point, as on the CPU target. */
 #pragma OPENCL FP_CONTRACT OFF
+/* NVIDIA's OpenCL gives sign(-0) = +0 and maps NaN to the type's minimum in
+ * the saturating float->integer conversions; OpenCL requires -0 and 0.  The
+ * inner names are the builtins (a macro does not expand inside itself). */
+#if defined(cl_nv_device_attribute_query) || defined(cl_nv_pragma_unroll)
+#define sign(x) ((x) == 0 ? (x) : sign(x))
+#define LK_CL_SAT_NAN0_(T, x) ((x) != (x) ? (T)0 : convert_##T##_sat(x))
+#define convert_char_sat(x) LK_CL_SAT_NAN0_(char, x)
+#define convert_uchar_sat(x) LK_CL_SAT_NAN0_(uchar, x)
+#define convert_short_sat(x) LK_CL_SAT_NAN0_(short, x)
+#define convert_ushort_sat(x) LK_CL_SAT_NAN0_(ushort, x)
+#define convert_int_sat(x) LK_CL_SAT_NAN0_(int, x)
+#define convert_uint_sat(x) LK_CL_SAT_NAN0_(uint, x)
+#define convert_long_sat(x) LK_CL_SAT_NAN0_(long, x)
+#define convert_ulong_sat(x) LK_CL_SAT_NAN0_(ulong, x)
+#endif
+
 #undef mad
 #define mad(a, b, c) ((a) * (b) + (c))
 

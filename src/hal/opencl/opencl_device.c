@@ -95,8 +95,8 @@ static void lk_cl_fill_info(lk_cl_device_t* d, uint32_t index) {
       cl_uint bus = 0, slot = 0;
       if (api->clGetDeviceInfo(d->id, CL_DEVICE_PCI_BUS_ID_NV, sizeof bus, &bus, NULL) == CL_SUCCESS &&
           api->clGetDeviceInfo(d->id, CL_DEVICE_PCI_SLOT_ID_NV, sizeof slot, &slot, NULL) == CL_SUCCESS)
-        snprintf(in->pci_bus_id, sizeof in->pci_bus_id, "0000:%02x:%02x.%x", bus & 0xff,
-                 (slot >> 3) & 0x1f, slot & 7);
+        snprintf(in->pci_bus_id, sizeof in->pci_bus_id, "0000:%02x:%02x.0", bus & 0xff,
+                 slot & 0x1f); /* the NV slot id is the PCI device number */
     }
     free(exts);
   }
