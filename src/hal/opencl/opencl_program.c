@@ -178,10 +178,14 @@ lightos_status_t lk_cl_program_build(lk_hal_context_t* hc, const lk_program_src_
   lk_cl_key(c, options, text, len, key);
   cl_program prog = NULL;
   lightos_status_t s = LIGHTOS_SUCCESS;
-  bool hit = lk_cl_from_cache(c, key, options, &prog);
+  /* PoCL 5 aborts the process (an assertion in pocl_binary.c) on some of
+   * the program binaries it hands out, so they are not reused there; PoCL
+   * keeps its own on-disk kernel cache instead. */
+  bool reuse = strstr(c->device->platform_name, "Portable Computing Language") == NULL;
+  bool hit = reuse && lk_cl_from_cache(c, key, options, &prog);
   if (!hit) {
     s = lk_cl_compile(c, text, len, options, &prog, &out->log);
-    if (!s) lk_cl_cache_binary(c, prog, key);
+    if (!s && reuse) lk_cl_cache_binary(c, prog, key);
   }
   free(text);
   if (s) return s;
