@@ -51,7 +51,6 @@ typedef struct lightos_error_info {
   int64_t native_code;      /* the vendor's code, 0 when none                */
   const char* file;         /* where in LightOS it was raised                 */
   int line;
-  const char* function;     /* the public function that failed, or ""        */
 } lightos_error_info_t;
 
 /* The calling thread's last error.  The pointer and the strings in it stay

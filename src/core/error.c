@@ -10,7 +10,6 @@ typedef struct lk_error_record {
   char message[1024];
   char backend[32];
   char native_name[96];
-  char function[64];
 } lk_error_record_t;
 
 static _Thread_local lk_error_record_t lk_err_tls;
@@ -30,7 +29,6 @@ static lk_error_record_t* lk_err_record(void) {
     r->info.message = r->message;
     r->info.backend = r->backend;
     r->info.native_name = r->native_name;
-    r->info.function = r->function;
     r->info.file = "";
   }
   return r;
@@ -50,12 +48,7 @@ lightos_status_t lk_error_set(lightos_status_t status, const char* backend,
   r->info.native_code = native_code;
   r->info.file = file ? file : "";
   r->info.line = line;
-  r->function[0] = '\0';
   return status;
-}
-
-void lk_error_set_function(const char* function) {
-  lk_copy(lk_err_record()->function, sizeof lk_err_tls.function, function);
 }
 
 LIGHTOS_API const lightos_error_info_t* lightos_last_error(void) {
@@ -65,7 +58,7 @@ LIGHTOS_API const lightos_error_info_t* lightos_last_error(void) {
 LIGHTOS_API void lightos_clear_error(void) {
   lk_error_record_t* r = lk_err_record();
   r->info.status = LIGHTOS_SUCCESS;
-  r->message[0] = r->backend[0] = r->native_name[0] = r->function[0] = '\0';
+  r->message[0] = r->backend[0] = r->native_name[0] = '\0';
   r->info.native_code = 0;
   r->info.file = "";
   r->info.line = 0;

@@ -13,10 +13,6 @@ lightos_status_t lk_error_set(lightos_status_t status, const char* backend,
                               const char* file, int line, const char* fmt, ...)
     __attribute__((format(printf, 7, 8)));
 
-/* Records the public function name for the error raised below it (set by
- * the API entry macro LK_API_ENTER in src/runtime). */
-void lk_error_set_function(const char* function);
-
 
 #define LK_FAIL(status, ...) \
   lk_error_set((status), NULL, NULL, 0, __FILE__, __LINE__, __VA_ARGS__)

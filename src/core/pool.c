@@ -24,11 +24,13 @@ struct lk_pool {
   atomic_bool stop;
   _Atomic uint64_t ticket;
   atomic_size_t done;
-  /* The current job; written before the ticket is published. */
-  lk_pool_fn fn;
-  void* ctx;
-  size_t n;
-  size_t grain;
+  /* The current job.  Written only while the ticket is sealed (index
+   * LK_IDX_MASK: nothing to claim), before the ticket is opened, so a
+   * worker's successful claim always pairs with this job's fields. */
+  _Atomic(lk_pool_fn) fn;
+  _Atomic(void*) ctx;
+  atomic_size_t n;
+  atomic_size_t grain;
 };
 
 typedef struct lk_worker_arg {
@@ -49,8 +51,10 @@ static void lk_pool_work(lk_pool_t* p, uint64_t gen, unsigned worker) {
   for (;;) {
     uint64_t t = atomic_load_explicit(&p->ticket, memory_order_acquire);
     if ((t >> LK_IDX_BITS) != gen) return;
-    size_t n = p->n, grain = p->grain;
     size_t begin = (size_t)(t & LK_IDX_MASK);
+    if (begin == LK_IDX_MASK) return; /* sealed: the job is being set up */
+    size_t n = atomic_load_explicit(&p->n, memory_order_relaxed);
+    size_t grain = atomic_load_explicit(&p->grain, memory_order_relaxed);
     if (begin >= n) return;
     size_t end = begin + grain < n ? begin + grain : n;
     if (!atomic_compare_exchange_weak_explicit(&p->ticket, &t,
@@ -58,9 +62,19 @@ static void lk_pool_work(lk_pool_t* p, uint64_t gen, unsigned worker) {
                                                memory_order_acq_rel,
                                                memory_order_relaxed))
       continue;
-    p->fn(p->ctx, begin, end, worker);
+    lk_pool_fn fn = atomic_load_explicit(&p->fn, memory_order_relaxed);
+    fn(atomic_load_explicit(&p->ctx, memory_order_relaxed), begin, end, worker);
     atomic_fetch_add_explicit(&p->done, end - begin, memory_order_release);
   }
+}
+
+/* The generation of the current job when its ticket is open; while it is
+ * sealed, the previous generation (so waiting workers keep waiting). */
+static uint64_t lk_pool_open_gen(lk_pool_t* p) {
+  uint64_t t = atomic_load(&p->ticket);
+  uint64_t gen = t >> LK_IDX_BITS;
+  if ((t & LK_IDX_MASK) == LK_IDX_MASK) gen = (gen - 1) & ((1ull << 24) - 1);
+  return gen;
 }
 
 static void* lk_pool_thread(void* arg) {
@@ -70,16 +84,17 @@ static void* lk_pool_thread(void* arg) {
   free(wa);
   uint64_t seen = 0;
   while (!atomic_load(&p->stop)) {
-    uint64_t gen = atomic_load(&p->ticket) >> LK_IDX_BITS;
+    /* A new job is an open ticket of a generation not yet worked on (a
+     * sealed ticket is a job still being set up). */
+    uint64_t gen = lk_pool_open_gen(p);
     for (int i = 0; gen == seen && i < LK_SPIN_ITERS; ++i) {
       lk_cpu_relax();
-      gen = atomic_load_explicit(&p->ticket, memory_order_relaxed) >> LK_IDX_BITS;
+      gen = lk_pool_open_gen(p);
     }
     if (gen == seen) {
       pthread_mutex_lock(&p->sleep_lock);
       atomic_fetch_add(&p->sleepers, 1);
-      while ((gen = atomic_load(&p->ticket) >> LK_IDX_BITS) == seen &&
-             !atomic_load(&p->stop))
+      while ((gen = lk_pool_open_gen(p)) == seen && !atomic_load(&p->stop))
         pthread_cond_wait(&p->sleep_cv, &p->sleep_lock);
       atomic_fetch_sub(&p->sleepers, 1);
       pthread_mutex_unlock(&p->sleep_lock);
@@ -147,13 +162,17 @@ void lk_pool_parallel_for(lk_pool_t* p, size_t n, size_t grain, lk_pool_fn fn, v
     return;
   }
   pthread_mutex_lock(&p->job_lock);
-  p->fn = fn;
-  p->ctx = ctx;
-  p->n = n;
-  p->grain = grain;
-  atomic_store_explicit(&p->done, 0, memory_order_relaxed);
   uint64_t gen = ((atomic_load(&p->ticket) >> LK_IDX_BITS) + 1) & ((1ull << 24) - 1);
   if (gen == 0) gen = 1; /* 0 is the workers' initial "seen" */
+  /* Seal first: a worker still holding the previous generation fails its
+   * claim from here on, so it can never pair the old ticket with the new
+   * fields. */
+  atomic_store(&p->ticket, (gen << LK_IDX_BITS) | LK_IDX_MASK);
+  atomic_store_explicit(&p->fn, fn, memory_order_relaxed);
+  atomic_store_explicit(&p->ctx, ctx, memory_order_relaxed);
+  atomic_store_explicit(&p->n, n, memory_order_relaxed);
+  atomic_store_explicit(&p->grain, grain, memory_order_relaxed);
+  atomic_store_explicit(&p->done, 0, memory_order_relaxed);
   atomic_store(&p->ticket, gen << LK_IDX_BITS);
   if (atomic_load(&p->sleepers) > 0) {
     pthread_mutex_lock(&p->sleep_lock);

@@ -60,6 +60,11 @@ LIGHTOS_API lightos_status_t lightos_queue_create(lightos_context_t context, uin
 LIGHTOS_API lightos_status_t lightos_queue_retain(lightos_queue_t queue) {
   lk_queue_t* q = NULL;
   LK_RESOLVE(q, queue, LK_OBJ_QUEUE, "queue");
+  if (q->is_default)
+    return LK_FAIL(LIGHTOS_INVALID_ARGUMENT,
+                   "queue %p is its context's default queue: it lives exactly as long as the "
+                   "context (retain the context instead)",
+                   (void*)queue);
   lk_object_ext_retain(&q->obj);
   return LIGHTOS_SUCCESS;
 }

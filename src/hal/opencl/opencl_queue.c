@@ -51,8 +51,19 @@ static void* lk_cl_completer(void* arg) {
     if (!q->head) q->tail = NULL;
     pthread_mutex_unlock(&q->lock);
     lightos_status_t s = p->status;
+    pthread_mutex_lock(&q->lock);
+    lightos_status_t earlier = q->error;
+    char earlier_msg[256];
+    lk_strlcpy(earlier_msg, q->error_msg, sizeof earlier_msg);
+    pthread_mutex_unlock(&q->lock);
     uint64_t t0 = 0, t1 = 0;
-    if (p->ev) {
+    if (p->ev && earlier && s == LIGHTOS_SUCCESS) {
+      /* In order after a failure: reported as skipped (ABORTED). */
+      q->api->clWaitForEvents(1, &p->ev);
+      q->api->clReleaseEvent(p->ev);
+      s = LK_FAIL_NATIVE(LIGHTOS_ABORTED, "opencl", "", 0,
+                         "skipped: an earlier command on this queue failed (%s)", earlier_msg);
+    } else if (p->ev) {
       cl_int err = q->api->clWaitForEvents(1, &p->ev);
       cl_int exec = CL_COMPLETE;
       q->api->clGetEventInfo(p->ev, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof exec, &exec, NULL);
@@ -80,6 +91,56 @@ static void* lk_cl_completer(void* arg) {
   }
   pthread_mutex_unlock(&q->lock);
   return NULL;
+}
+
+/* Waits for a LightOS event of any backend, then releases the user event
+ * that holds the queue's barrier: CL_COMPLETE, or an error status when the
+ * awaited work failed (the barrier then fails and the queue's later
+ * commands complete with LIGHTOS_ABORTED). */
+typedef struct lk_cl_waiter {
+  const lk_opencl_api_t* api;
+  cl_event user;
+  struct lk_event* event; /* kept alive by the waiting command until the barrier completes */
+} lk_cl_waiter_t;
+
+static void* lk_cl_waiter_main(void* arg) {
+  lk_cl_waiter_t* w = arg;
+  lightos_status_t s = lk_event_wait_internal(w->event);
+  w->api->clSetUserEventStatus(w->user, s ? CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST : CL_COMPLETE);
+  w->api->clReleaseEvent(w->user);
+  free(w);
+  return NULL;
+}
+
+/* The host does not block: a barrier waits on a user event that a helper
+ * thread completes once the awaited event has. */
+static lightos_status_t lk_cl_enqueue_wait(lk_cl_queue_t* q, lk_cmd_t* c, cl_event* ev) {
+  const lk_opencl_api_t* api = q->api;
+  cl_int err = CL_SUCCESS;
+  cl_event user = api->clCreateUserEvent(q->ctx->ctx, &err);
+  if (!user) return lk_cl_fail(err, "clCreateUserEvent", "");
+  lk_cl_waiter_t* w = malloc(sizeof *w);
+  err = w ? api->clEnqueueBarrierWithWaitList(q->q, 1, &user, ev) : CL_OUT_OF_HOST_MEMORY;
+  pthread_t tid;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  if (err == CL_SUCCESS) {
+    w->api = api;
+    w->user = user;
+    w->event = c->wait_event;
+    if (pthread_create(&tid, &attr, lk_cl_waiter_main, w) == 0) {
+      pthread_attr_destroy(&attr);
+      return LIGHTOS_SUCCESS;
+    }
+    err = CL_OUT_OF_HOST_MEMORY;
+  }
+  pthread_attr_destroy(&attr);
+  /* Nothing will wait: release the barrier at once, as failed. */
+  api->clSetUserEventStatus(user, CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST);
+  api->clReleaseEvent(user);
+  free(w);
+  return lk_cl_fail(err, "clEnqueueBarrierWithWaitList", "waiting on an event");
 }
 
 /* Enqueues the OpenCL work of a command; *ev is its event (or NULL when
@@ -126,15 +187,8 @@ static lightos_status_t lk_cl_enqueue(lk_cl_queue_t* q, lk_cmd_t* c, cl_event* e
       if (err) return lk_cl_fail(err, "clFinish", "");
       return c->u.host.fn(c->u.host.arg);
     }
-    case LK_CMD_WAIT: {
-      /* Events of any backend: the host waits, so later work cannot start
-       * before the event completes.  A failed event aborts what follows. */
-      lightos_status_t s = lk_event_wait_internal(c->wait_event);
-      if (s)
-        return LK_FAIL_NATIVE(LIGHTOS_ABORTED, "opencl", "", 0, "waited-on event failed: %s",
-                              lightos_last_error()->message);
-      return LIGHTOS_SUCCESS;
-    }
+    case LK_CMD_WAIT:
+      return lk_cl_enqueue_wait(q, c, ev);
   }
   return LK_FAIL(LIGHTOS_INTERNAL, "unknown command kind %d", (int)c->kind);
 }
@@ -160,11 +214,10 @@ static lightos_status_t lk_cl_submit(lk_hal_queue_t* hq, lk_cmd_t* c) {
                        "skipped: an earlier command on this queue failed (%s)", prior_msg);
   else
     s = lk_cl_enqueue(q, c, &p->ev);
-  /* A failed wait (and a skipped command) is an asynchronous failure: it
-   * poisons the queue like a failed kernel would.  Other failures here
-   * happened before anything was queued: the caller gets them directly. */
-  bool async_failure = prior || (s && c->kind == LK_CMD_WAIT);
-  if (s && !prior && c->kind == LK_CMD_WAIT) lk_cl_record_error(q, s);
+  /* A skipped command is an asynchronous failure (its event says so);
+   * other failures here happened before anything was queued: the caller
+   * gets them directly. */
+  bool async_failure = prior;
   p->status = s;
   if (s) lk_strlcpy(p->msg, lightos_last_error()->message, sizeof p->msg);
   pthread_mutex_lock(&q->lock);
