@@ -407,8 +407,6 @@ typedef struct lk_cl_device_pci_bus_info {
      void* param_value, size_t* param_value_size_ret))                                    \
   X(cl_int, clReleaseEvent, (cl_event event))                                             \
   X(cl_int, clRetainEvent, (cl_event event))                                              \
-  X(cl_event, clCreateUserEvent, (cl_context context, cl_int* errcode_ret))                \
-  X(cl_int, clSetUserEventStatus, (cl_event event, cl_int execution_status))               \
   X(cl_int, clFlush, (cl_command_queue command_queue))                                    \
   X(cl_int, clFinish, (cl_command_queue command_queue))                                   \
   X(cl_int, clGetKernelWorkGroupInfo,                                                     \

@@ -24,6 +24,8 @@ typedef struct lk_cl_queue {
   pthread_mutex_t lock;
   pthread_cond_t cv;        /* new pending work, or idle */
   lk_cl_pending_t *head, *tail;
+  lk_cl_pending_t *dhead, *dtail; /* held back behind a pending wait */
+  bool waiting;             /* a wait on another event is pending */
   size_t in_flight;         /* submitted and not completed */
   bool stop;
   pthread_t completer;
@@ -31,7 +33,7 @@ typedef struct lk_cl_queue {
   char error_msg[512];
 } lk_cl_queue_t;
 
-static void lk_cl_record_error(lk_cl_queue_t* q, lightos_status_t s) {
+static void lk_cl_record_error(struct lk_cl_queue* q, lightos_status_t s) {
   pthread_mutex_lock(&q->lock);
   if (!q->error) {
     q->error = s;
@@ -67,7 +69,10 @@ static void* lk_cl_completer(void* arg) {
       cl_int err = q->api->clWaitForEvents(1, &p->ev);
       cl_int exec = CL_COMPLETE;
       q->api->clGetEventInfo(p->ev, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof exec, &exec, NULL);
-      if (err != CL_SUCCESS || exec < 0) {
+      if ((err != CL_SUCCESS || exec < 0) && p->cmd->kind == LK_CMD_WAIT) {
+        s = LK_FAIL_NATIVE(LIGHTOS_ABORTED, "opencl", "", 0, "waited-on event failed");
+        lk_cl_record_error(q, s);
+      } else if (err != CL_SUCCESS || exec < 0) {
         s = lk_cl_fail(exec < 0 ? exec : err, "queued OpenCL command", q->base.context->device->info.uri);
         lk_cl_record_error(q, s);
       } else if (q->base.flags & LIGHTOS_QUEUE_PROFILING) {
@@ -91,56 +96,6 @@ static void* lk_cl_completer(void* arg) {
   }
   pthread_mutex_unlock(&q->lock);
   return NULL;
-}
-
-/* Waits for a LightOS event of any backend, then releases the user event
- * that holds the queue's barrier: CL_COMPLETE, or an error status when the
- * awaited work failed (the barrier then fails and the queue's later
- * commands complete with LIGHTOS_ABORTED). */
-typedef struct lk_cl_waiter {
-  const lk_opencl_api_t* api;
-  cl_event user;
-  struct lk_event* event; /* kept alive by the waiting command until the barrier completes */
-} lk_cl_waiter_t;
-
-static void* lk_cl_waiter_main(void* arg) {
-  lk_cl_waiter_t* w = arg;
-  lightos_status_t s = lk_event_wait_internal(w->event);
-  w->api->clSetUserEventStatus(w->user, s ? CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST : CL_COMPLETE);
-  w->api->clReleaseEvent(w->user);
-  free(w);
-  return NULL;
-}
-
-/* The host does not block: a barrier waits on a user event that a helper
- * thread completes once the awaited event has. */
-static lightos_status_t lk_cl_enqueue_wait(lk_cl_queue_t* q, lk_cmd_t* c, cl_event* ev) {
-  const lk_opencl_api_t* api = q->api;
-  cl_int err = CL_SUCCESS;
-  cl_event user = api->clCreateUserEvent(q->ctx->ctx, &err);
-  if (!user) return lk_cl_fail(err, "clCreateUserEvent", "");
-  lk_cl_waiter_t* w = malloc(sizeof *w);
-  err = w ? api->clEnqueueBarrierWithWaitList(q->q, 1, &user, ev) : CL_OUT_OF_HOST_MEMORY;
-  pthread_t tid;
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  if (err == CL_SUCCESS) {
-    w->api = api;
-    w->user = user;
-    w->event = c->wait_event;
-    if (pthread_create(&tid, &attr, lk_cl_waiter_main, w) == 0) {
-      pthread_attr_destroy(&attr);
-      return LIGHTOS_SUCCESS;
-    }
-    err = CL_OUT_OF_HOST_MEMORY;
-  }
-  pthread_attr_destroy(&attr);
-  /* Nothing will wait: release the barrier at once, as failed. */
-  api->clSetUserEventStatus(user, CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST);
-  api->clReleaseEvent(user);
-  free(w);
-  return lk_cl_fail(err, "clEnqueueBarrierWithWaitList", "waiting on an event");
 }
 
 /* Enqueues the OpenCL work of a command; *ev is its event (or NULL when
@@ -188,9 +143,118 @@ static lightos_status_t lk_cl_enqueue(lk_cl_queue_t* q, lk_cmd_t* c, cl_event* e
       return c->u.host.fn(c->u.host.arg);
     }
     case LK_CMD_WAIT:
-      return lk_cl_enqueue_wait(q, c, ev);
+      break; /* handled by lk_cl_dispatch */
   }
   return LK_FAIL(LIGHTOS_INTERNAL, "unknown command kind %d", (int)c->kind);
+}
+
+/* Appends a pending entry for the completion thread.  Lock held. */
+static void lk_cl_push(lk_cl_queue_t* q, lk_cl_pending_t* p) {
+  p->next = NULL;
+  if (q->tail) q->tail->next = p;
+  else q->head = p;
+  q->tail = p;
+  pthread_cond_broadcast(&q->cv);
+}
+
+static void lk_cl_fail_entry(lk_cl_pending_t* p, lightos_status_t s) {
+  p->status = s;
+  lk_strlcpy(p->msg, lightos_last_error()->message, sizeof p->msg);
+}
+
+static lightos_status_t lk_cl_dispatch(lk_cl_queue_t* q, lk_cl_pending_t* p);
+
+/* A wait on a LightOS event of any backend does not block the host: a
+ * helper thread waits, and until it is done the queue holds back the
+ * commands that follow (they are not sent to the device), so they start
+ * only after the event, or are skipped (LIGHTOS_ABORTED) when it failed. */
+typedef struct lk_cl_waiter {
+  lk_cl_queue_t* q;
+  lk_cl_pending_t* p; /* the WAIT command's entry */
+} lk_cl_waiter_t;
+
+/* The awaited event completed with `s`: complete the WAIT command and send
+ * the held-back commands.  Lock held. */
+static void lk_cl_wait_done(lk_cl_queue_t* q, lk_cl_pending_t* p, lightos_status_t s) {
+  if (s) {
+    LK_FAIL_NATIVE(LIGHTOS_ABORTED, "opencl", "", 0, "waited-on event failed: %s",
+                   lightos_last_error()->message);
+    lk_cl_fail_entry(p, LIGHTOS_ABORTED);
+    if (!q->error) {
+      q->error = LIGHTOS_ABORTED;
+      lk_strlcpy(q->error_msg, p->msg, sizeof q->error_msg);
+    }
+  }
+  lk_cl_push(q, p);
+  q->waiting = false;
+  while (q->dhead && !q->waiting) {
+    lk_cl_pending_t* d = q->dhead;
+    q->dhead = d->next;
+    if (!q->dhead) q->dtail = NULL;
+    if (lk_cl_dispatch(q, d) != LIGHTOS_SUCCESS && !q->error) {
+      q->error = d->status;
+      lk_strlcpy(q->error_msg, d->msg, sizeof q->error_msg);
+    }
+  }
+}
+
+static void* lk_cl_waiter_main(void* arg) {
+  lk_cl_waiter_t* w = arg;
+  lightos_status_t s = lk_event_wait_internal(w->p->cmd->wait_event);
+  pthread_mutex_lock(&w->q->lock);
+  lk_cl_wait_done(w->q, w->p, s);
+  pthread_mutex_unlock(&w->q->lock);
+  free(w);
+  return NULL;
+}
+
+/* Sends one command to the device (or completes it at once) in queue
+ * order.  Lock held.  Returns the status for the enqueue call: failures to
+ * queue the command; an asynchronous failure (a skipped command) is
+ * reported through its event instead. */
+static lightos_status_t lk_cl_dispatch(lk_cl_queue_t* q, lk_cl_pending_t* p) {
+  lk_cmd_t* c = p->cmd;
+  if (q->waiting) { /* held back behind a wait */
+    p->next = NULL;
+    if (q->dtail) q->dtail->next = p;
+    else q->dhead = p;
+    q->dtail = p;
+    return LIGHTOS_SUCCESS;
+  }
+  if (q->error) {
+    LK_FAIL_NATIVE(LIGHTOS_ABORTED, "opencl", "", 0,
+                   "skipped: an earlier command on this queue failed (%s)", q->error_msg);
+    lk_cl_fail_entry(p, LIGHTOS_ABORTED);
+    lk_cl_push(q, p);
+    return LIGHTOS_SUCCESS;
+  }
+  if (c->kind == LK_CMD_WAIT) {
+    q->waiting = true;
+    lk_cl_waiter_t* w = malloc(sizeof *w);
+    pthread_t tid;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    bool started = false;
+    if (w) {
+      w->q = q;
+      w->p = p;
+      started = pthread_create(&tid, &attr, lk_cl_waiter_main, w) == 0;
+    }
+    pthread_attr_destroy(&attr);
+    if (!started) { /* no thread: wait here */
+      free(w);
+      pthread_mutex_unlock(&q->lock);
+      lightos_status_t s = lk_event_wait_internal(c->wait_event);
+      pthread_mutex_lock(&q->lock);
+      lk_cl_wait_done(q, p, s);
+    }
+    return LIGHTOS_SUCCESS;
+  }
+  lightos_status_t s = lk_cl_enqueue(q, c, &p->ev);
+  if (s) lk_cl_fail_entry(p, s);
+  lk_cl_push(q, p);
+  return s;
 }
 
 static lightos_status_t lk_cl_submit(lk_hal_queue_t* hq, lk_cmd_t* c) {
@@ -203,30 +267,10 @@ static lightos_status_t lk_cl_submit(lk_hal_queue_t* hq, lk_cmd_t* c) {
   }
   p->cmd = c;
   pthread_mutex_lock(&q->lock);
-  lightos_status_t prior = q->error;
-  char prior_msg[512];
-  lk_strlcpy(prior_msg, q->error_msg, sizeof prior_msg);
   q->in_flight++;
+  lightos_status_t s = lk_cl_dispatch(q, p);
   pthread_mutex_unlock(&q->lock);
-  lightos_status_t s;
-  if (prior)
-    s = LK_FAIL_NATIVE(LIGHTOS_ABORTED, "opencl", "", 0,
-                       "skipped: an earlier command on this queue failed (%s)", prior_msg);
-  else
-    s = lk_cl_enqueue(q, c, &p->ev);
-  /* A skipped command is an asynchronous failure (its event says so);
-   * other failures here happened before anything was queued: the caller
-   * gets them directly. */
-  bool async_failure = prior;
-  p->status = s;
-  if (s) lk_strlcpy(p->msg, lightos_last_error()->message, sizeof p->msg);
-  pthread_mutex_lock(&q->lock);
-  if (q->tail) q->tail->next = p;
-  else q->head = p;
-  q->tail = p;
-  pthread_cond_broadcast(&q->cv);
-  pthread_mutex_unlock(&q->lock);
-  return async_failure ? LIGHTOS_SUCCESS : s;
+  return s;
 }
 
 static lightos_status_t lk_cl_finish(lk_hal_queue_t* hq) {
