@@ -21,6 +21,7 @@
 #include "lightos/queue.h"
 #include "lightos/kernel.h"
 #include "lightos/comm.h"
+#include "lightos/tensor.h"
 
 #ifdef __cplusplus
 extern "C" {

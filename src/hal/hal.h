@@ -98,6 +98,20 @@ struct lk_hal_context {
   lk_hal_device_t* device;
 };
 
+/* A GEMM for a native fast path: C = alpha*op(A)*op(B) + beta*C over
+ * `batch` matrices, column-major-free description: row-major matrices with
+ * leading dimensions in elements, batch strides in elements. */
+typedef struct lk_hal_gemm {
+  lightos_dtype_t dtype;
+  bool trans_a, trans_b;
+  int64_t m, n, k;
+  double alpha, beta;
+  const lk_hal_mem_t* a_mem; size_t a_off; int64_t lda, a_batch_stride;
+  const lk_hal_mem_t* b_mem; size_t b_off; int64_t ldb, b_batch_stride;
+  const lk_hal_mem_t* c_mem; size_t c_off; int64_t ldc, c_batch_stride;
+  int64_t batch;
+} lk_hal_gemm_t;
+
 typedef struct lk_hal_queue_vtbl {
   /* Called after finish; frees the queue. */
   void (*destroy)(lk_hal_queue_t* queue);
@@ -110,6 +124,14 @@ typedef struct lk_hal_queue_vtbl {
    * consuming the queue's error state: blocking calls use it to avoid a
    * thread hand-off.  NULL when the backend cannot. */
   void (*drain)(lk_hal_queue_t* queue);
+  /* (optional) Enqueues a GEMM through the backend's vendor library.
+   * Returns LIGHTOS_UNSUPPORTED (without raising an error) when the library
+   * is missing or cannot do this case: the caller then takes the portable
+   * kernel and still owns `keep_alive`.  Otherwise the backend owns
+   * `keep_alive` (a command holding references to the buffers, and the
+   * event to complete) and completes it once the GEMM has run. */
+  lightos_status_t (*native_gemm)(lk_hal_queue_t* queue, const lk_hal_gemm_t* gemm,
+                                  lk_cmd_t* keep_alive);
 } lk_hal_queue_vtbl_t;
 
 struct lk_hal_queue {
@@ -139,7 +161,8 @@ typedef enum lk_cmd_kind {
   LK_CMD_FILL,
   LK_CMD_KERNEL,
   LK_CMD_MARKER,
-  LK_CMD_WAIT      /* wait for another event */
+  LK_CMD_WAIT,     /* wait for another event */
+  LK_CMD_HOST      /* run a host function in queue order (host-addressable memory) */
 } lk_cmd_kind_t;
 
 #define LK_MAX_FILL_PATTERN 128
@@ -191,6 +214,9 @@ struct lk_cmd {
       void** arg_ptrs;          /* arg_ptrs[i] = &values[i]               */
       bool uses_item_blocks;
     } launch;
+    /* fn(arg) runs in order on the queue; arg is freed with free() when
+     * the command completes. */
+    struct { lightos_status_t (*fn)(void* arg); void* arg; } host;
   } u;
 };
 
@@ -206,5 +232,6 @@ lightos_status_t lk_event_wait_internal(struct lk_event* event);
 /* The backends compiled in. */
 extern const lk_hal_backend_t lk_cpu_backend;
 extern const lk_hal_backend_t lk_opencl_backend;
+extern const lk_hal_backend_t lk_cuda_backend;
 
 #endif

@@ -1,0 +1,913 @@
+/* CUDA queues: commands become work on a non-blocking CUstream; LightOS
+ * commands (events, references) are completed in order by a completion
+ * thread, in batches.
+ *
+ * Dispatch stays cheap: submit enqueues the driver work and appends the
+ * command to a ring of pending entries; it records no CUevent per command.
+ * A "marker" CUevent is recorded after a command only when
+ *   - the command has a user event (someone may wait for it),
+ *   - LK_CU_BATCH commands went by without one,
+ * and finish/drain synchronise the stream instead.  The completion thread
+ * waits for the first marker (cuEventSynchronize) and then completes every
+ * command queued before it, in order.  Commands with no device work at the
+ * head of the ring complete at once; unmarked leftovers are swept with
+ * cuStreamQuery after a short idle pause, so their buffers are released
+ * even when nobody calls finish.
+ *
+ * Commands done on the host (a wait for another event, a host function, a
+ * copy between host-addressable buffers of two contexts) never block the
+ * submitting thread: they go to the queue's host thread, and the commands
+ * submitted after them wait in a deferred list until it has run them, in
+ * order (the queue is "gated" meanwhile).
+ *
+ * Locks: submit_lock serialises submitters and is held across the driver
+ * calls that enqueue work (stream order = ring order); `lock` guards the
+ * ring, the event pools and the error state, and is never held across a
+ * driver call that waits.  Exactly one thread at a time completes entries
+ * (`completing`): the completion thread, or finish/drain.
+ *
+ * The completion thread polls a marker (cuEventQuery) for a short while
+ * (LIGHTOS_CUDA_SPIN_US, default 100 us) so short work completes with
+ * little latency, then sleeps in cuEventSynchronize (markers are
+ * blocking-sync events), so long work does not cost a spinning core.
+ *
+ * Profiling queues record a timing CUevent before and after each command
+ * that has a user event; timestamps are nanoseconds on the host clock,
+ * anchored when the queue was created (a reference event) and re-anchored
+ * on a later event every second, so cuEventElapsedTime's float
+ * milliseconds keep their precision.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/error.h"
+#include "core/util.h"
+#include "hal/cuda/cuda_backend.h"
+
+#define LK_CU_BATCH 32u
+#define LK_CU_CHUNK 64u
+#define LK_CU_RING0 256u
+
+typedef struct lk_cu_entry {
+  lk_cmd_t* cmd;           /* NULL: work with no command (enqueue_native) */
+  CUevent done;            /* marker recorded after the work, or NULL */
+  CUevent start;           /* profiling: recorded before the work, or NULL */
+  lightos_status_t status; /* failure decided at submit */
+  bool host_only;          /* no device work of its own */
+  bool done_timed;         /* done comes from the timing pool */
+  char* msg;               /* the failure's message (malloc'ed) */
+} lk_cu_entry_t;
+
+typedef struct lk_cu_evpool {
+  CUevent* ev;
+  size_t n, cap;
+  unsigned flags;
+} lk_cu_evpool_t;
+
+typedef struct lk_cu_queue {
+  lk_hal_queue_t base;
+  lk_cu_context_t* ctx;
+  const lk_cuda_api_t* api;
+  CUstream stream;
+  bool profiling;
+  pthread_mutex_t submit_lock;
+  unsigned since_mark;       /* under submit_lock */
+  /* Host work (waits for events, host functions, copies across contexts)
+   * runs on the queue's host thread; while it has work the queue is
+   * `gated` and later commands wait in `deferred` (under submit_lock). */
+  pthread_cond_t gcv;        /* deferred work came, or the gate opened */
+  lk_cmd_t *dhead, *dtail;
+  bool gated, gstop, gate_started;
+  pthread_t gate;
+  pthread_mutex_t lock;
+  pthread_cond_t cv;         /* any change the completer or a finisher waits for */
+  lk_cu_entry_t* ring;
+  size_t cap, head, count;
+  size_t marked;             /* entries in the ring with a marker */
+  bool completing, stop;
+  pthread_t completer;
+  lk_cu_evpool_t marks, timed;
+  atomic_int error;          /* first failure since the last finish */
+  char error_msg[512];       /* under lock, with the native error: */
+  char error_name[64];
+  int64_t error_code;
+  CUevent tref;              /* profiling: time reference (completing thread only) */
+  uint64_t tref_ns;
+  uint64_t spin_ns;          /* polling before a blocking wait */
+} lk_cu_queue_t;
+
+/* ---- small helpers ---------------------------------------------------------- */
+
+/* Records the first failure since the last finish (the calling thread's
+ * error record gives its native name and code). */
+static void lk_cu_record_error(lk_cu_queue_t* q, lightos_status_t s, const char* msg) {
+  pthread_mutex_lock(&q->lock);
+  if (!atomic_load(&q->error)) {
+    lk_strlcpy(q->error_msg, msg, sizeof q->error_msg);
+    lk_strlcpy(q->error_name, lightos_last_error()->native_name, sizeof q->error_name);
+    q->error_code = lightos_last_error()->native_code;
+    atomic_store(&q->error, (int)s);
+  }
+  pthread_mutex_unlock(&q->lock);
+}
+
+/* An event from a pool (lock held); NULL when none can be made. */
+static CUevent lk_cu_ev_get(lk_cu_queue_t* q, lk_cu_evpool_t* p) {
+  if (p->n) return p->ev[--p->n];
+  CUevent e = NULL;
+  if (q->api->cuEventCreate(&e, p->flags) != CUDA_SUCCESS) return NULL;
+  return e;
+}
+
+static void lk_cu_ev_put(lk_cu_queue_t* q, lk_cu_evpool_t* p, CUevent e) {
+  if (!e) return;
+  if (p->n == p->cap) {
+    size_t cap = p->cap ? p->cap * 2 : 16;
+    CUevent* grown = realloc(p->ev, cap * sizeof *grown);
+    if (!grown) {
+      q->api->cuEventDestroy_v2(e);
+      return;
+    }
+    p->ev = grown;
+    p->cap = cap;
+  }
+  p->ev[p->n++] = e;
+}
+
+static void lk_cu_pool_free(lk_cu_queue_t* q, lk_cu_evpool_t* p) {
+  for (size_t i = 0; i < p->n; ++i) q->api->cuEventDestroy_v2(p->ev[i]);
+  free(p->ev);
+  memset(p, 0, sizeof *p);
+}
+
+/* Appends an entry (lock held); -1 when the ring cannot grow. */
+static int lk_cu_push(lk_cu_queue_t* q, const lk_cu_entry_t* e) {
+  if (q->count == q->cap) {
+    size_t cap = q->cap * 2;
+    lk_cu_entry_t* ring = malloc(cap * sizeof *ring);
+    if (!ring) return -1;
+    for (size_t i = 0; i < q->count; ++i) ring[i] = q->ring[(q->head + i) % q->cap];
+    free(q->ring);
+    q->ring = ring;
+    q->cap = cap;
+    q->head = 0;
+  }
+  q->ring[(q->head + q->count) % q->cap] = *e;
+  q->count++;
+  if (e->done) q->marked++;
+  /* Wake the completer for a marker, or for host work it can finish now
+   * (unmarked device work waits for its periodic sweep). */
+  if (e->done || (e->host_only && q->count == 1)) pthread_cond_broadcast(&q->cv);
+  return 0;
+}
+
+static uint64_t lk_cu_event_ns(lk_cu_queue_t* q, CUevent ev, float* out_ms) {
+  float ms = 0.0f;
+  CUresult r = CUDA_ERROR_NOT_SUPPORTED;
+  if (q->tref) {
+    if (q->api->cuEventElapsedTime_v2) r = q->api->cuEventElapsedTime_v2(&ms, q->tref, ev);
+    else if (q->api->cuEventElapsedTime) r = q->api->cuEventElapsedTime(&ms, q->tref, ev);
+  }
+  if (r != CUDA_SUCCESS) {
+    *out_ms = 0.0f;
+    return lk_now_ns();
+  }
+  if (ms < 0.0f) ms = 0.0f;
+  *out_ms = ms;
+  return q->tref_ns + (uint64_t)((double)ms * 1e6);
+}
+
+/* Completes the n entries at the head of the ring, in order (the calling
+ * thread owns `completing`).  Entries without a failure of their own get
+ * batch_status (with batch_msg). */
+static void lk_cu_complete_n(lk_cu_queue_t* q, size_t n, lightos_status_t batch_status,
+                             const char* batch_msg) {
+  lk_cu_entry_t chunk[LK_CU_CHUNK];
+  while (n) {
+    size_t m = n < LK_CU_CHUNK ? n : LK_CU_CHUNK;
+    pthread_mutex_lock(&q->lock);
+    for (size_t i = 0; i < m; ++i) {
+      chunk[i] = q->ring[q->head];
+      q->head = (q->head + 1) % q->cap;
+      q->count--;
+      if (chunk[i].done) q->marked--;
+    }
+    pthread_mutex_unlock(&q->lock);
+    for (size_t i = 0; i < m; ++i) {
+      lk_cu_entry_t* e = &chunk[i];
+      lightos_status_t s = e->status ? e->status : batch_status;
+      uint64_t t0 = 0, t1 = 0;
+      if (s) {
+        LK_FAIL_NATIVE(s, "cuda", "", 0, "%s", e->status ? (e->msg ? e->msg : "") : batch_msg);
+      } else if (q->profiling && e->cmd && e->cmd->event) {
+        float ms0 = 0.0f, ms1 = 0.0f;
+        (void)lk_cu_make_current(q->ctx);
+        t0 = e->start ? lk_cu_event_ns(q, e->start, &ms0) : lk_now_ns();
+        t1 = e->done ? lk_cu_event_ns(q, e->done, &ms1) : t0;
+        if (t1 < t0) t1 = t0;
+        if (e->done && e->done_timed && ms1 > 1000.0f) {
+          /* Re-anchor on this event: the old reference goes back. */
+          CUevent old = q->tref;
+          q->tref = e->done;
+          q->tref_ns = t1;
+          e->done = old;
+        }
+      }
+      if (e->cmd) lk_cmd_complete(e->cmd, s, t0, t1);
+      free(e->msg);
+    }
+    pthread_mutex_lock(&q->lock);
+    for (size_t i = 0; i < m; ++i) {
+      lk_cu_ev_put(q, chunk[i].done_timed ? &q->timed : &q->marks, chunk[i].done);
+      lk_cu_ev_put(q, &q->timed, chunk[i].start);
+    }
+    pthread_mutex_unlock(&q->lock);
+    n -= m;
+  }
+}
+
+/* Waits for the stream and completes the first n entries (the caller owns
+ * `completing`). */
+static void lk_cu_sync_complete(lk_cu_queue_t* q, size_t n) {
+  if (!n) return;
+  (void)lk_cu_make_current(q->ctx);
+  CUresult r = q->api->cuStreamSynchronize(q->stream);
+  lightos_status_t s = LIGHTOS_SUCCESS;
+  char msg[512] = "";
+  if (r) {
+    s = lk_cu_fail(q->ctx, r, "cuStreamSynchronize", "a queued command failed");
+    lk_strlcpy(msg, lightos_last_error()->message, sizeof msg);
+    lk_cu_record_error(q, s, msg);
+  }
+  lk_cu_complete_n(q, n, s, msg);
+}
+
+/* ---- the completion thread ---------------------------------------------------- */
+
+/* Waits for a marker: polls for spin_ns, then blocks. */
+static CUresult lk_cu_wait_event(lk_cu_queue_t* q, CUevent ev) {
+  uint64_t t0 = lk_now_ns();
+  for (;;) {
+    CUresult r = q->api->cuEventQuery(ev);
+    if (r != CUDA_ERROR_NOT_READY) return r;
+    if (lk_now_ns() - t0 >= q->spin_ns) break;
+    sched_yield();
+  }
+  return q->api->cuEventSynchronize(ev);
+}
+
+static void lk_cu_deadline(struct timespec* ts, unsigned ms) {
+  clock_gettime(CLOCK_MONOTONIC, ts);
+  ts->tv_nsec += (long)ms * 1000000L;
+  while (ts->tv_nsec >= 1000000000L) {
+    ts->tv_nsec -= 1000000000L;
+    ts->tv_sec++;
+  }
+}
+
+static void* lk_cu_completer(void* arg) {
+  lk_cu_queue_t* q = arg;
+  (void)lk_cu_make_current(q->ctx);
+  unsigned backoff = 1;
+  pthread_mutex_lock(&q->lock);
+  for (;;) {
+    if (q->stop && !q->count) break;
+    if (q->completing) {
+      pthread_cond_wait(&q->cv, &q->lock);
+      continue;
+    }
+    if (!q->count) {
+      /* Idle; a periodic look catches device work pushed without a wake. */
+      struct timespec ts;
+      lk_cu_deadline(&ts, 16);
+      pthread_cond_timedwait(&q->cv, &q->lock, &ts);
+      backoff = 1;
+      continue;
+    }
+    const lk_cu_entry_t* h = &q->ring[q->head];
+    if (h->host_only && !h->done) {
+      /* Everything before it is complete: nothing to wait for. */
+      q->completing = true;
+      pthread_mutex_unlock(&q->lock);
+      lk_cu_complete_n(q, 1, LIGHTOS_SUCCESS, "");
+      pthread_mutex_lock(&q->lock);
+      q->completing = false;
+      pthread_cond_broadcast(&q->cv);
+      continue;
+    }
+    if (q->marked) {
+      size_t n = 0;
+      CUevent ev = NULL;
+      while (!ev) ev = q->ring[(q->head + n++) % q->cap].done;
+      q->completing = true;
+      pthread_mutex_unlock(&q->lock);
+      (void)lk_cu_make_current(q->ctx);
+      CUresult r = lk_cu_wait_event(q, ev);
+      lightos_status_t s = LIGHTOS_SUCCESS;
+      char msg[512] = "";
+      if (r) {
+        s = lk_cu_fail(q->ctx, r, "cuEventSynchronize", "a queued command failed");
+        lk_strlcpy(msg, lightos_last_error()->message, sizeof msg);
+        lk_cu_record_error(q, s, msg);
+      }
+      lk_cu_complete_n(q, n, s, msg);
+      pthread_mutex_lock(&q->lock);
+      q->completing = false;
+      backoff = 1;
+      pthread_cond_broadcast(&q->cv);
+      continue;
+    }
+    if (q->stop) {
+      size_t n = q->count;
+      q->completing = true;
+      pthread_mutex_unlock(&q->lock);
+      lk_cu_sync_complete(q, n);
+      pthread_mutex_lock(&q->lock);
+      q->completing = false;
+      pthread_cond_broadcast(&q->cv);
+      continue;
+    }
+    /* Only unmarked device work: sweep it once the stream is idle. */
+    struct timespec ts;
+    lk_cu_deadline(&ts, backoff);
+    int w = pthread_cond_timedwait(&q->cv, &q->lock, &ts);
+    if (w != ETIMEDOUT || q->completing || !q->count || q->marked || q->stop) continue;
+    size_t n = q->count;
+    q->completing = true;
+    pthread_mutex_unlock(&q->lock);
+    (void)lk_cu_make_current(q->ctx);
+    CUresult r = q->api->cuStreamQuery(q->stream);
+    if (r == CUDA_ERROR_NOT_READY) {
+      backoff = backoff < 16 ? backoff * 2 : 16;
+    } else {
+      lightos_status_t s = LIGHTOS_SUCCESS;
+      char msg[512] = "";
+      if (r) {
+        s = lk_cu_fail(q->ctx, r, "cuStreamQuery", "a queued command failed");
+        lk_strlcpy(msg, lightos_last_error()->message, sizeof msg);
+        lk_cu_record_error(q, s, msg);
+      }
+      lk_cu_complete_n(q, n, s, msg);
+      backoff = 1;
+    }
+    pthread_mutex_lock(&q->lock);
+    q->completing = false;
+    pthread_cond_broadcast(&q->cv);
+  }
+  pthread_mutex_unlock(&q->lock);
+  return NULL;
+}
+
+/* ---- enqueueing -------------------------------------------------------------- */
+
+/* Fills with a pattern: cuMemsetD8/16/32 where the pattern and the address
+ * allow, strided 32-bit memsets for longer aligned patterns, else copies of
+ * a pattern-filled host block. */
+static lightos_status_t lk_cu_fill(lk_cu_queue_t* q, const lk_cmd_t* c) {
+  const lk_cuda_api_t* api = q->api;
+  CUdeviceptr d = (CUdeviceptr)(uintptr_t)c->u.fill.dst;
+  const uint8_t* p = c->u.fill.pattern;
+  size_t ps = c->u.fill.pattern_size, size = c->u.fill.size, n = size / ps;
+  bool uniform = true;
+  for (size_t i = 1; i < ps; ++i) uniform = uniform && p[i] == p[0];
+  CUresult r;
+  if (uniform) {
+    r = api->cuMemsetD8Async(d, p[0], size, q->stream);
+    return r ? lk_cu_fail(q->ctx, r, "cuMemsetD8Async", "") : LIGHTOS_SUCCESS;
+  }
+  if (ps == 2 && d % 2 == 0) {
+    uint16_t v;
+    memcpy(&v, p, 2);
+    r = api->cuMemsetD16Async(d, v, n, q->stream);
+    return r ? lk_cu_fail(q->ctx, r, "cuMemsetD16Async", "") : LIGHTOS_SUCCESS;
+  }
+  if (ps == 4 && d % 4 == 0) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    r = api->cuMemsetD32Async(d, v, n, q->stream);
+    return r ? lk_cu_fail(q->ctx, r, "cuMemsetD32Async", "") : LIGHTOS_SUCCESS;
+  }
+  if (ps % 4 == 0 && d % 4 == 0) {
+    /* One strided pass per 32-bit word of the pattern. */
+    for (size_t w = 0; w < ps / 4; ++w) {
+      uint32_t v;
+      memcpy(&v, p + 4 * w, 4);
+      r = api->cuMemsetD2D32Async(d + 4 * w, ps, v, 1, n, q->stream);
+      if (r) return lk_cu_fail(q->ctx, r, "cuMemsetD2D32Async", "");
+    }
+    return LIGHTOS_SUCCESS;
+  }
+  /* Unaligned: copy a pattern-filled block from the host.  (A copy from
+   * pageable memory returns once the driver has staged the source, so the
+   * block can go right after.) */
+  size_t block = (size_t)1 << 20;
+  block -= block % ps;
+  if (block > size) block = size;
+  uint8_t* host = malloc(block);
+  if (!host) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for a fill");
+  for (size_t i = 0; i < block; i += ps) memcpy(host + i, p, ps);
+  lightos_status_t s = LIGHTOS_SUCCESS;
+  for (size_t off = 0; off < size && !s; off += block) {
+    size_t len = size - off < block ? size - off : block;
+    r = api->cuMemcpyHtoDAsync_v2(d + off, host, len, q->stream);
+    if (r) s = lk_cu_fail(q->ctx, r, "cuMemcpyHtoDAsync", "filling a buffer");
+  }
+  free(host);
+  return s;
+}
+
+/* A copy touching host-visible (pinned, mapped) memory: cuMemcpyAsync,
+ * which tells host from device memory by the unified address itself. */
+static lightos_status_t lk_cu_copy_any(lk_cu_queue_t* q, const lk_cmd_t* c) {
+  CUresult r = q->api->cuMemcpyAsync((CUdeviceptr)(uintptr_t)c->u.copy.dst,
+                                     (CUdeviceptr)(uintptr_t)c->u.copy.src, c->u.copy.size,
+                                     q->stream);
+  return r ? lk_cu_fail(q->ctx, r, "cuMemcpyAsync", "copying host-visible memory")
+           : LIGHTOS_SUCCESS;
+}
+
+static bool lk_cu_pinned(const lk_hal_mem_t* m) { return m && m->host_ptr; }
+
+/* The device work of a command (submit_lock held). */
+static lightos_status_t lk_cu_enqueue(lk_cu_queue_t* q, const lk_cmd_t* c) {
+  const lk_cuda_api_t* api = q->api;
+  CUresult r;
+  if ((c->kind == LK_CMD_WRITE || c->kind == LK_CMD_READ || c->kind == LK_CMD_COPY) &&
+      (lk_cu_pinned(c->u.copy.dst_mem) || lk_cu_pinned(c->u.copy.src_mem)))
+    return lk_cu_copy_any(q, c);
+  switch (c->kind) {
+    case LK_CMD_WRITE:
+      r = api->cuMemcpyHtoDAsync_v2((CUdeviceptr)(uintptr_t)c->u.copy.dst, c->u.copy.src,
+                                    c->u.copy.size, q->stream);
+      return r ? lk_cu_fail(q->ctx, r, "cuMemcpyHtoDAsync", "writing a buffer") : LIGHTOS_SUCCESS;
+    case LK_CMD_READ:
+      r = api->cuMemcpyDtoHAsync_v2(c->u.copy.dst, (CUdeviceptr)(uintptr_t)c->u.copy.src,
+                                    c->u.copy.size, q->stream);
+      return r ? lk_cu_fail(q->ctx, r, "cuMemcpyDtoHAsync", "reading a buffer") : LIGHTOS_SUCCESS;
+    case LK_CMD_COPY:
+      r = api->cuMemcpyDtoDAsync_v2((CUdeviceptr)(uintptr_t)c->u.copy.dst,
+                                    (CUdeviceptr)(uintptr_t)c->u.copy.src, c->u.copy.size,
+                                    q->stream);
+      return r ? lk_cu_fail(q->ctx, r, "cuMemcpyDtoDAsync", "copying between buffers")
+               : LIGHTOS_SUCCESS;
+    case LK_CMD_FILL:
+      return lk_cu_fill(q, c);
+    case LK_CMD_KERNEL:
+      return lk_cu_launch(q->ctx, q->stream, c);
+    case LK_CMD_MARKER:
+      return LIGHTOS_SUCCESS;
+    case LK_CMD_WAIT:
+    case LK_CMD_HOST:
+      break;
+  }
+  return LK_FAIL(LIGHTOS_INTERNAL, "command kind %d cannot be enqueued on a stream", (int)c->kind);
+}
+
+typedef struct lk_cu_saved_err {
+  lightos_status_t status;
+  char name[64];
+  int64_t code;
+  char msg[512];
+} lk_cu_saved_err_t;
+
+static void lk_cu_err_save(lk_cu_saved_err_t* e) {
+  const lightos_error_info_t* i = lightos_last_error();
+  e->status = i->status;
+  lk_strlcpy(e->name, i->native_name, sizeof e->name);
+  e->code = i->native_code;
+  lk_strlcpy(e->msg, i->message, sizeof e->msg);
+}
+
+static void lk_cu_err_restore(const lk_cu_saved_err_t* e) {
+  if (e->status) LK_FAIL_NATIVE(e->status, "cuda", e->name, e->code, "%s", e->msg);
+}
+
+/* Records the markers an entry needs and appends it (submit_lock held).
+ * When the ring cannot grow, the stream is drained and the entry
+ * completed here, still in order. */
+static void lk_cu_finish_entry(lk_cu_queue_t* q, lk_cu_entry_t* e, bool device_work) {
+  const lk_cuda_api_t* api = q->api;
+  bool has_event = e->cmd && e->cmd->event;
+  bool timed = q->profiling && has_event;
+  if (device_work) q->since_mark++;
+  bool want = has_event || q->since_mark >= LK_CU_BATCH;
+  e->done_timed = timed;
+  if (want) {
+    pthread_mutex_lock(&q->lock);
+    e->done = lk_cu_ev_get(q, timed ? &q->timed : &q->marks);
+    pthread_mutex_unlock(&q->lock);
+  }
+  if (e->done) {
+    if (api->cuEventRecord(e->done, q->stream) == CUDA_SUCCESS) {
+      q->since_mark = 0;
+    } else {
+      pthread_mutex_lock(&q->lock);
+      lk_cu_ev_put(q, timed ? &q->timed : &q->marks, e->done);
+      pthread_mutex_unlock(&q->lock);
+      e->done = NULL;
+    }
+  }
+  if (e->start && !e->done) {
+    pthread_mutex_lock(&q->lock);
+    lk_cu_ev_put(q, &q->timed, e->start);
+    pthread_mutex_unlock(&q->lock);
+    e->start = NULL;
+  }
+  pthread_mutex_lock(&q->lock);
+  int pushed = lk_cu_push(q, e);
+  if (pushed != 0) {
+    /* Out of host memory for the ring: finish everything synchronously
+     * (keeping the calling thread's error record). */
+    lk_cu_saved_err_t saved;
+    lk_cu_err_save(&saved);
+    while (q->completing) pthread_cond_wait(&q->cv, &q->lock);
+    q->completing = true;
+    size_t n = q->count;
+    pthread_mutex_unlock(&q->lock);
+    lk_cu_sync_complete(q, n);
+    pthread_mutex_lock(&q->lock);
+    q->completing = false;
+    pthread_cond_broadcast(&q->cv);
+    pthread_mutex_unlock(&q->lock);
+    lightos_status_t s = e->status;
+    if (s) LK_FAIL_NATIVE(s, "cuda", "", 0, "%s", e->msg ? e->msg : "");
+    pthread_mutex_lock(&q->lock);
+    lk_cu_ev_put(q, timed ? &q->timed : &q->marks, e->done);
+    lk_cu_ev_put(q, &q->timed, e->start);
+    pthread_mutex_unlock(&q->lock);
+    if (e->cmd) lk_cmd_complete(e->cmd, s, 0, 0);
+    free(e->msg);
+    e->msg = NULL;
+    lk_cu_err_restore(&saved);
+    return;
+  }
+  pthread_mutex_unlock(&q->lock);
+}
+
+static void lk_cu_set_failure(lk_cu_entry_t* e, lightos_status_t s) {
+  e->status = s;
+  e->msg = strdup(lightos_last_error()->message);
+}
+
+/* The prior failure of the queue as an ABORTED error, or SUCCESS. */
+static lightos_status_t lk_cu_prior(lk_cu_queue_t* q) {
+  if (!atomic_load_explicit(&q->error, memory_order_acquire)) return LIGHTOS_SUCCESS;
+  char msg[512];
+  pthread_mutex_lock(&q->lock);
+  lk_strlcpy(msg, q->error_msg, sizeof msg);
+  pthread_mutex_unlock(&q->lock);
+  return LK_FAIL_NATIVE(LIGHTOS_ABORTED, "cuda", "", 0,
+                        "skipped: an earlier command on this queue failed (%s)", msg);
+}
+
+static bool lk_cu_host_kind(const lk_cmd_t* c) {
+  return c->kind == LK_CMD_WAIT || c->kind == LK_CMD_HOST ||
+         (c->kind == LK_CMD_COPY && c->u.copy.cross_context);
+}
+
+/* Runs a command done on the host (on the queue's host thread, which owns
+ * the stream while the queue is gated) and records its entry. */
+static void lk_cu_run_host(lk_cu_queue_t* q, lk_cmd_t* c) {
+  lk_cu_entry_t e = {.cmd = c, .host_only = true};
+  lightos_status_t s = lk_cu_make_current(q->ctx);
+  if (!s) s = lk_cu_prior(q);
+  if (!s && !(s = lk_cu_check_lost(q->ctx))) {
+    if (c->kind == LK_CMD_WAIT) {
+      /* Later work cannot start before the event completes; a failed
+       * event aborts what follows. */
+      if (lk_event_wait_internal(c->wait_event)) {
+        s = LK_FAIL_NATIVE(LIGHTOS_ABORTED, "cuda", "", 0, "waited-on event failed: %s",
+                           lightos_last_error()->message);
+        lk_cu_record_error(q, s, lightos_last_error()->message);
+      }
+    } else {
+      /* In queue order: the stream's earlier work first. */
+      CUresult r = q->api->cuStreamSynchronize(q->stream);
+      if (r) {
+        s = lk_cu_fail(q->ctx, r, "cuStreamSynchronize", "before host work");
+        lk_cu_record_error(q, s, lightos_last_error()->message);
+      } else if (c->kind == LK_CMD_HOST) {
+        s = c->u.host.fn(c->u.host.arg);
+        if (s) lk_cu_record_error(q, s, lightos_last_error()->message);
+      } else {
+        memcpy(c->u.copy.dst, c->u.copy.src, c->u.copy.size);
+      }
+    }
+  }
+  if (s) lk_cu_set_failure(&e, s);
+  pthread_mutex_lock(&q->submit_lock);
+  lk_cu_finish_entry(q, &e, false);
+  pthread_mutex_unlock(&q->submit_lock);
+}
+
+/* Enqueues a device command (the caller owns the stream: it holds
+ * submit_lock).  s: a failure found before (the context). */
+static lightos_status_t lk_cu_dispatch(lk_cu_queue_t* q, lk_cmd_t* c, lightos_status_t s) {
+  lk_cu_entry_t e = {.cmd = c, .host_only = true};
+  bool skipped = false, device_work = false;
+  if (!s) s = lk_cu_check_lost(q->ctx);
+  if (!s && (s = lk_cu_prior(q))) skipped = true;
+  if (!s) {
+    if (q->profiling && c->event) {
+      pthread_mutex_lock(&q->lock);
+      e.start = lk_cu_ev_get(q, &q->timed);
+      pthread_mutex_unlock(&q->lock);
+      if (e.start && q->api->cuEventRecord(e.start, q->stream) != CUDA_SUCCESS) {
+        pthread_mutex_lock(&q->lock);
+        lk_cu_ev_put(q, &q->timed, e.start);
+        pthread_mutex_unlock(&q->lock);
+        e.start = NULL;
+      }
+    }
+    s = lk_cu_enqueue(q, c);
+    /* A failure may come after part of the work was enqueued (a later
+     * chunk of a launch or a fill): such a command still completes only
+     * once the stream has passed it. */
+    device_work = c->kind != LK_CMD_MARKER;
+    e.host_only = !device_work;
+  }
+  if (s) lk_cu_set_failure(&e, s);
+  lk_cu_finish_entry(q, &e, device_work);
+  return skipped ? LIGHTOS_SUCCESS : s;
+}
+
+/* The queue's host thread: runs the deferred commands in order while the
+ * queue is gated, then opens the gate. */
+static void* lk_cu_gate_main(void* arg) {
+  lk_cu_queue_t* q = arg;
+  (void)lk_cu_make_current(q->ctx);
+  pthread_mutex_lock(&q->submit_lock);
+  for (;;) {
+    while (!q->dhead && !q->gstop) pthread_cond_wait(&q->gcv, &q->submit_lock);
+    if (!q->dhead) break;
+    lk_cmd_t* c = q->dhead;
+    q->dhead = c->next;
+    if (!q->dhead) q->dtail = NULL;
+    c->next = NULL;
+    if (lk_cu_host_kind(c)) {
+      pthread_mutex_unlock(&q->submit_lock);
+      lk_cu_run_host(q, c);
+      pthread_mutex_lock(&q->submit_lock);
+    } else {
+      /* Its failure was not returned to the submitter: it goes to the
+       * command's event and the queue's error. */
+      if (lk_cu_dispatch(q, c, lk_cu_make_current(q->ctx)))
+        lk_cu_record_error(q, lightos_last_error()->status, lightos_last_error()->message);
+    }
+    if (!q->dhead) {
+      q->gated = false;
+      pthread_cond_broadcast(&q->gcv);
+    }
+  }
+  pthread_mutex_unlock(&q->submit_lock);
+  return NULL;
+}
+
+static lightos_status_t lk_cu_submit(lk_hal_queue_t* hq, lk_cmd_t* c) {
+  lk_cu_queue_t* q = (lk_cu_queue_t*)hq;
+  lightos_status_t s = lk_cu_make_current(q->ctx);
+  pthread_mutex_lock(&q->submit_lock);
+  if (q->gated || lk_cu_host_kind(c)) {
+    if (!q->gate_started && !q->gstop) {
+      q->gate_started = pthread_create(&q->gate, NULL, lk_cu_gate_main, q) == 0;
+      if (!q->gate_started) {
+        /* No host thread: the host work runs here (blocking). */
+        pthread_mutex_unlock(&q->submit_lock);
+        if (lk_cu_host_kind(c)) {
+          lk_cu_run_host(q, c);
+          return LIGHTOS_SUCCESS;
+        }
+        pthread_mutex_lock(&q->submit_lock);
+        lightos_status_t r = lk_cu_dispatch(q, c, s);
+        pthread_mutex_unlock(&q->submit_lock);
+        return r;
+      }
+    }
+    /* Asynchronous from here: a failure reaches the event and finish. */
+    q->gated = true;
+    c->next = NULL;
+    if (q->dtail) q->dtail->next = c;
+    else q->dhead = c;
+    q->dtail = c;
+    pthread_cond_broadcast(&q->gcv);
+    pthread_mutex_unlock(&q->submit_lock);
+    return LIGHTOS_SUCCESS;
+  }
+  lightos_status_t r = lk_cu_dispatch(q, c, s);
+  pthread_mutex_unlock(&q->submit_lock);
+  return r;
+}
+
+/* The calling thread is the queue's host thread (a host function calling
+ * back into its own queue must not wait for itself). */
+static bool lk_cu_on_gate(lk_cu_queue_t* q) {
+  return q->gate_started && pthread_equal(q->gate, pthread_self());
+}
+
+/* Waits until the queue's host thread has dispatched everything. */
+static void lk_cu_wait_gate(lk_cu_queue_t* q) {
+  pthread_mutex_lock(&q->submit_lock);
+  while (q->gated && !lk_cu_on_gate(q)) pthread_cond_wait(&q->gcv, &q->submit_lock);
+  pthread_mutex_unlock(&q->submit_lock);
+}
+
+/* Completes everything submitted so far on the calling thread. */
+static void lk_cu_drain_all(lk_cu_queue_t* q) {
+  pthread_mutex_lock(&q->lock);
+  while (q->completing) pthread_cond_wait(&q->cv, &q->lock);
+  size_t n = q->count;
+  q->completing = true;
+  pthread_mutex_unlock(&q->lock);
+  lk_cu_sync_complete(q, n);
+  pthread_mutex_lock(&q->lock);
+  q->completing = false;
+  pthread_cond_broadcast(&q->cv);
+  pthread_mutex_unlock(&q->lock);
+}
+
+static lightos_status_t lk_cu_finish(lk_hal_queue_t* hq) {
+  lk_cu_queue_t* q = (lk_cu_queue_t*)hq;
+  lk_cu_wait_gate(q);
+  lk_cu_drain_all(q);
+  pthread_mutex_lock(&q->lock);
+  lightos_status_t s = (lightos_status_t)atomic_load(&q->error);
+  char msg[512], name[64];
+  lk_strlcpy(msg, q->error_msg, sizeof msg);
+  lk_strlcpy(name, q->error_name, sizeof name);
+  int64_t code = q->error_code;
+  atomic_store(&q->error, 0);
+  q->error_msg[0] = '\0';
+  pthread_mutex_unlock(&q->lock);
+  if (s) return LK_FAIL_NATIVE(s, "cuda", name, code, "queued command failed: %s", msg);
+  return LIGHTOS_SUCCESS;
+}
+
+static void lk_cu_drain(lk_hal_queue_t* hq) {
+  lk_cu_queue_t* q = (lk_cu_queue_t*)hq;
+  lk_cu_wait_gate(q);
+  lk_cu_drain_all(q);
+}
+
+static void lk_cu_queue_destroy(lk_hal_queue_t* hq) {
+  lk_cu_queue_t* q = (lk_cu_queue_t*)hq;
+  pthread_mutex_lock(&q->submit_lock);
+  q->gstop = true;
+  pthread_cond_broadcast(&q->gcv);
+  bool gate = q->gate_started;
+  pthread_mutex_unlock(&q->submit_lock);
+  if (gate) pthread_join(q->gate, NULL);
+  pthread_mutex_lock(&q->lock);
+  q->stop = true;
+  pthread_cond_broadcast(&q->cv);
+  pthread_mutex_unlock(&q->lock);
+  pthread_join(q->completer, NULL);
+  (void)lk_cu_make_current(q->ctx);
+  lk_cu_pool_free(q, &q->marks);
+  lk_cu_pool_free(q, &q->timed);
+  if (q->tref) q->api->cuEventDestroy_v2(q->tref);
+  q->api->cuStreamDestroy_v2(q->stream);
+  free(q->ring);
+  pthread_cond_destroy(&q->cv);
+  pthread_cond_destroy(&q->gcv);
+  pthread_mutex_destroy(&q->lock);
+  pthread_mutex_destroy(&q->submit_lock);
+  free(q);
+}
+
+static const lk_hal_queue_vtbl_t lk_cu_queue_vtbl = {
+    .destroy = lk_cu_queue_destroy,
+    .submit = lk_cu_submit,
+    .finish = lk_cu_finish,
+    .drain = lk_cu_drain,
+    .native_gemm = NULL, /* cuBLAS: cuda_blas.c, later */
+};
+
+/* The profiling time reference: an event recorded on the (empty) stream,
+ * its host time the midpoint of the record and the wait. */
+static lightos_status_t lk_cu_time_anchor(lk_cu_queue_t* q) {
+  const lk_cuda_api_t* api = q->api;
+  CUresult r = api->cuEventCreate(&q->tref, CU_EVENT_DEFAULT);
+  if (r) {
+    q->tref = NULL;
+    return lk_cu_fail(q->ctx, r, "cuEventCreate", "the profiling time reference");
+  }
+  uint64_t a = lk_now_ns();
+  r = api->cuEventRecord(q->tref, q->stream);
+  if (!r) r = api->cuEventSynchronize(q->tref);
+  uint64_t b = lk_now_ns();
+  if (r) return lk_cu_fail(q->ctx, r, "cuEventRecord", "the profiling time reference");
+  q->tref_ns = a + (b - a) / 2;
+  return LIGHTOS_SUCCESS;
+}
+
+lightos_status_t lk_cu_queue_create(lk_hal_context_t* hc, uint32_t flags, lk_hal_queue_t** out) {
+  lk_cu_context_t* c = (lk_cu_context_t*)hc;
+  lightos_status_t s = lk_cu_check_lost(c);
+  if (!s) s = lk_cu_make_current(c);
+  if (s) return s;
+  lk_cu_queue_t* q = calloc(1, sizeof *q);
+  lk_cu_entry_t* ring = calloc(LK_CU_RING0, sizeof *ring);
+  if (!q || !ring) {
+    free(q);
+    free(ring);
+    return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for a queue");
+  }
+  q->base.vtbl = &lk_cu_queue_vtbl;
+  q->base.context = hc;
+  q->base.flags = flags;
+  q->ctx = c;
+  q->api = c->api;
+  q->profiling = (flags & LIGHTOS_QUEUE_PROFILING) != 0;
+  q->ring = ring;
+  q->cap = LK_CU_RING0;
+  q->marks.flags = CU_EVENT_DISABLE_TIMING | CU_EVENT_BLOCKING_SYNC;
+  q->timed.flags = CU_EVENT_BLOCKING_SYNC;
+  long spin_us = lk_env_long("LIGHTOS_CUDA_SPIN_US", 100);
+  q->spin_ns = spin_us > 0 ? (uint64_t)spin_us * 1000u : 0;
+  CUresult r = c->api->cuStreamCreate(&q->stream, CU_STREAM_NON_BLOCKING);
+  if (r) {
+    free(ring);
+    free(q);
+    return lk_cu_fail(c, r, "cuStreamCreate", hc->device->info.uri);
+  }
+  if (q->profiling && (s = lk_cu_time_anchor(q))) {
+    if (q->tref) c->api->cuEventDestroy_v2(q->tref);
+    c->api->cuStreamDestroy_v2(q->stream);
+    free(ring);
+    free(q);
+    return s;
+  }
+  pthread_mutex_init(&q->submit_lock, NULL);
+  pthread_mutex_init(&q->lock, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&q->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  pthread_cond_init(&q->gcv, NULL);
+  if (pthread_create(&q->completer, NULL, lk_cu_completer, q) != 0) {
+    if (q->tref) c->api->cuEventDestroy_v2(q->tref);
+    c->api->cuStreamDestroy_v2(q->stream);
+    pthread_cond_destroy(&q->cv);
+    pthread_cond_destroy(&q->gcv);
+    pthread_mutex_destroy(&q->lock);
+    pthread_mutex_destroy(&q->submit_lock);
+    free(ring);
+    free(q);
+    return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "could not start a queue thread");
+  }
+  *out = &q->base;
+  return LIGHTOS_SUCCESS;
+}
+
+/* ---- for other modules ------------------------------------------------------------ */
+
+lightos_status_t lk_cu_queue_enqueue_native(lk_hal_queue_t* hq, lk_cmd_t* cmd,
+                                            lightos_status_t (*enqueue)(CUstream stream,
+                                                                        void* arg),
+                                            void* arg) {
+  lk_cu_queue_t* q = (lk_cu_queue_t*)hq;
+  lk_cu_entry_t e = {.cmd = cmd, .host_only = true};
+  lightos_status_t s = lk_cu_make_current(q->ctx);
+  pthread_mutex_lock(&q->submit_lock);
+  /* After the deferred commands (waits here while host work runs). */
+  while (q->gated && !lk_cu_on_gate(q)) pthread_cond_wait(&q->gcv, &q->submit_lock);
+  if (!s) s = lk_cu_check_lost(q->ctx);
+  if (!s) {
+    e.host_only = false;
+    s = enqueue(q->stream, arg);
+  }
+  if (s) lk_cu_set_failure(&e, s);
+  lk_cu_finish_entry(q, &e, !e.host_only);
+  pthread_mutex_unlock(&q->submit_lock);
+  return s;
+}
+
+typedef struct lk_cu_peer_copy {
+  lk_cu_context_t *dst_ctx, *src_ctx;
+  CUdeviceptr dst, src;
+  size_t size;
+} lk_cu_peer_copy_t;
+
+static lightos_status_t lk_cu_peer_copy_enqueue(CUstream stream, void* arg) {
+  lk_cu_peer_copy_t* p = arg;
+  CUresult r = p->dst_ctx->api->cuMemcpyPeerAsync(p->dst, p->dst_ctx->ctx, p->src, p->src_ctx->ctx,
+                                                  p->size, stream);
+  return r ? lk_cu_fail(p->dst_ctx, r, "cuMemcpyPeerAsync", "") : LIGHTOS_SUCCESS;
+}
+
+lightos_status_t lk_cuda_copy_peer(lk_hal_queue_t* queue, lk_hal_context_t* dst_ctx,
+                                   const lk_hal_mem_t* dst, size_t dst_off,
+                                   lk_hal_context_t* src_ctx, const lk_hal_mem_t* src,
+                                   size_t src_off, size_t size) {
+  if (!queue || !lk_cuda_is_context(queue->context) || !lk_cuda_is_context(dst_ctx) ||
+      !lk_cuda_is_context(src_ctx) || !dst || !src)
+    return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "peer copy: a queue, memory or context is not CUDA's");
+  lk_cu_peer_copy_t p = {(lk_cu_context_t*)dst_ctx, (lk_cu_context_t*)src_ctx,
+                         (CUdeviceptr)(uintptr_t)dst->device_ptr + dst_off,
+                         (CUdeviceptr)(uintptr_t)src->device_ptr + src_off, size};
+  return lk_cu_queue_enqueue_native(queue, NULL, lk_cu_peer_copy_enqueue, &p);
+}
