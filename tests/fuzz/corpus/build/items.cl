@@ -1,0 +1,1 @@
+__kernel void k(__global int* x) { __local int t[64]; LIGHTOS_ITEMS { t[get_local_id(0)] = x[get_global_id(0)]; } barrier(CLK_LOCAL_MEM_FENCE); LIGHTOS_ITEMS { x[get_global_id(0)] = t[63 - get_local_id(0)]; } }
