@@ -7,7 +7,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?= -DLIGHTOS_WERROR=ON
 
-.PHONY: all demo check deps build test asan bench fuzz install clean
+.PHONY: all demo check deps build test asan bench fuzz-smoke hip-check install clean
 
 all: build
 
@@ -33,7 +33,11 @@ asan:
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	  ctest --output-on-failure -j$(JOBS)
 
-check: deps test asan fuzz-smoke
+check: deps test asan fuzz-smoke hip-check
+
+# Every portable and built-in kernel through hipcc for two AMD targets.
+hip-check: build
+	./scripts/hip-compile-check.sh $(BUILD)
 
 bench: build
 	./$(BUILD)/bench/bench_kernels

@@ -9,6 +9,9 @@ command -v clang >/dev/null || need+=(clang)
 dpkg -s libclang-rt-dev >/dev/null 2>&1 || dpkg -s libclang-rt-14-dev >/dev/null 2>&1 || need+=(libclang-rt-dev)
 dpkg -s ocl-icd-libopencl1 >/dev/null 2>&1 || need+=(ocl-icd-libopencl1)
 dpkg -s pocl-opencl-icd >/dev/null 2>&1 || need+=(pocl-opencl-icd)
+command -v hipcc >/dev/null || need+=(hipcc)
+dpkg -s rocm-device-libs >/dev/null 2>&1 || need+=(rocm-device-libs)
+dpkg -s libamdhip64-5 >/dev/null 2>&1 || need+=(libamdhip64-5)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   echo "install-deps: installing ${need[*]}"

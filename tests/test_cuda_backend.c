@@ -18,9 +18,11 @@
  *   - device properties, program build errors, the cubin cache, kernels
  *     over non-uniform ranges, item blocks with barriers and __local
  *     arguments, sub-buffers, fills, host-visible (pinned, mapped) memory,
- *     events in batches, waits across queues, profiling, grids larger than
- *     the device's grid limits, peer access between two GPUs, dispatch
- *     timings (printed), and last a device-lost error.
+ *     events in batches, waits across queues, host commands in queue
+ *     order, profiling, grids larger than the device's grid limits, peer
+ *     access and a peer copy between two GPUs, dispatch timings (printed),
+ *     and last a device-lost error (each device's context is lost on
+ *     purpose, after everything else).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -59,8 +61,8 @@ static void test_backend_listed(void) {
   }
   LK_REQUIRE(g_cuda_found);
   LK_CHECK_INT(g_cuda.backend, LIGHTOS_BACKEND_CUDA);
-  printf("cuda backend: %s%s%s\n", g_cuda.available ? "available" : "unavailable: ",
-         g_cuda.available ? "" : g_cuda.reason, "");
+  printf("cuda backend: %s%s\n", g_cuda.available ? "available" : "unavailable: ",
+         g_cuda.available ? "" : g_cuda.reason);
   if (g_cuda.available) {
     LK_CHECK(g_cuda.device_count > 0);
     return;
@@ -347,6 +349,7 @@ static bool span_has(const char* s, size_t len, const char* what) {
 }
 
 static char g_incdir[256];
+static void nvrtc_checks(const char* opts);
 
 static void test_nvrtc_compile(void) {
   char why[256];
@@ -365,12 +368,18 @@ static void test_nvrtc_compile(void) {
   char inc[320];
   snprintf(inc, sizeof inc, "%s/lk_cuda_test_inc.h", g_incdir);
   FILE* f = fopen(inc, "w");
-  LK_REQUIRE(f != NULL);
-  fputs(k_inc_h, f);
-  fclose(f);
-  char opts[512];
-  snprintf(opts, sizeof opts, "-D SCALE=3 -DUNUSED -I %s -cl-std=CL1.2", g_incdir);
+  if (LK_CHECK(f != NULL)) {
+    fputs(k_inc_h, f);
+    fclose(f);
+    char opts[512];
+    snprintf(opts, sizeof opts, "-D SCALE=3 -DUNUSED -I %s -cl-std=CL1.2", g_incdir);
+    nvrtc_checks(opts);
+  }
+  unlink(inc);
+  rmdir(g_incdir);
+}
 
+static void nvrtc_checks(const char* opts) {
   char err[512];
   char* text = gen_cuda(k_big_src, err, sizeof err);
   LK_REQUIRE(LK_CHECK_MSG(text != NULL, "codegen failed: %s", err));
@@ -448,8 +457,6 @@ static void test_nvrtc_compile(void) {
   LK_CHECK_MSG(log && strstr(log, "error"), "log: %s", log ? log : "(none)");
   free(log);
   free(text);
-  unlink(inc);
-  rmdir(g_incdir);
 }
 
 /* ---- with a device -------------------------------------------------------------- */
@@ -727,6 +734,69 @@ static void test_dev_events(void) {
   lightos_kernel_release(k);
 }
 
+/* A host command (LK_CMD_HOST, used by native library paths) runs in queue
+ * order on the queue's host thread; commands its function submits to the
+ * same queue (even blocking ones) run at once, before later commands. */
+typedef struct {
+  int* mapped;
+  lightos_buffer_t buf;
+  int seen, read_back;
+  lightos_status_t st_write, st_read;
+} hc_state_t;
+
+static lightos_status_t hc_fn(void* arg) {
+  hc_state_t* h = *(hc_state_t**)arg;
+  h->seen = h->mapped[5];
+  int v = 4242;
+  h->st_write = lightos_buffer_write(h->buf, 0, sizeof v, &v);
+  h->st_read = lightos_buffer_read(h->buf, 0, sizeof h->read_back, &h->read_back);
+  return LIGHTOS_SUCCESS;
+}
+
+static void test_dev_host_cmd(void) {
+  enum { N = 64 };
+  static hc_state_t h;
+  memset(&h, 0, sizeof h);
+  lightos_buffer_t hv = NULL;
+  LK_REQUIRE_OK(lightos_buffer_alloc(D.ctx, N * sizeof(int), LIGHTOS_BUFFER_HOST_VISIBLE, &hv));
+  LK_REQUIRE_OK(lightos_buffer_map(hv, 0, N * sizeof(int), (void**)&h.mapped));
+  LK_REQUIRE_OK(lightos_buffer_alloc(D.ctx, N * sizeof(int), 0, &h.buf));
+  lightos_kernel_t kf = kern("fill_idx"), ki = kern("inc");
+  LK_REQUIRE(kf && ki);
+  size_t gs = N;
+  LK_REQUIRE_OK(lightos_kernel_set_arg_buffer(kf, 0, hv));
+  LK_REQUIRE_OK(lightos_kernel_set_arg_i32(kf, 1, 100));
+  LK_REQUIRE_OK(lightos_enqueue_kernel(D.q, kf, 1, &gs, NULL, NULL)); /* hv[5] = 110 */
+  lk_object_t* oq = NULL;
+  LK_REQUIRE_OK(lk_handle_resolve(D.q, LK_OBJ_QUEUE, "queue", &oq));
+  lk_cmd_t* c = lk_cmd_new(LK_CMD_HOST);
+  hc_state_t** arg = malloc(sizeof *arg);
+  LK_REQUIRE(c && arg);
+  *arg = &h;
+  c->u.host.fn = hc_fn;
+  c->u.host.arg = arg;
+  lightos_event_t ev = NULL;
+  LK_REQUIRE_OK(lk_queue_submit((lk_queue_t*)oq, c, &ev));
+  LK_REQUIRE_OK(lightos_kernel_set_arg_buffer(ki, 0, h.buf));
+  gs = 1;
+  LK_REQUIRE_OK(lightos_enqueue_kernel(D.q, ki, 1, &gs, NULL, NULL)); /* after the host work */
+  LK_REQUIRE_OK(lightos_event_wait(ev));
+  LK_REQUIRE_OK(lightos_queue_finish(D.q));
+  int got = 0;
+  LK_REQUIRE_OK(lightos_buffer_read(h.buf, 0, sizeof got, &got));
+  LK_CHECK_INT(h.seen, 110);
+  LK_CHECK_INT(h.st_write, LIGHTOS_SUCCESS);
+  LK_CHECK_INT(h.st_read, LIGHTOS_SUCCESS);
+  LK_CHECK_INT(h.read_back, 4242);
+  LK_CHECK_INT(got, 4243);
+  lightos_event_release(ev);
+  LK_REQUIRE_OK(lightos_buffer_unmap(hv, h.mapped));
+  lightos_buffer_release(h.buf);
+  lightos_buffer_release(hv);
+  lightos_kernel_release(kf);
+  lightos_kernel_release(ki);
+}
+
 static void test_dev_profiling(void) {
   lightos_queue_t pq = NULL;
   LK_REQUIRE_OK(lightos_queue_create(D.ctx, LIGHTOS_QUEUE_PROFILING, &pq));
@@ -929,6 +999,7 @@ static void run_device(lightos_device_t dev) {
   RUN_DEV(test_dev_big_grid);
   RUN_DEV(test_dev_host_visible);
   RUN_DEV(test_dev_events);
+  RUN_DEV(test_dev_host_cmd);
   RUN_DEV(test_dev_profiling);
   RUN_DEV(test_dev_dispatch_timing);
   lightos_program_release(D.prog);

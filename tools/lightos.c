@@ -3,11 +3,24 @@
  *                      devices and their properties, and what ANY picks
  *   lightos selftest   the conformance suite on every device found
  *   lightos version
+ *   lightos codegen --target cuda|hip|opencl|cpu FILE.cl   (developer, not in
+ *                      the usage text) prints the source a backend compiles
+ *                      for a kernel file: prelude + rewritten kernels
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <lightos/lightos.h>
+
+#include "kernels/cl_codegen.h"
+#include "kernels/cpu_codegen.h"
+#include "kernels/kparse.h"
+#include "kernels/preludes.h"
+
+/* The HIP prelude (src/kernels/prelude_hip.h, embedded like the others):
+ * prepended to the CUDA prelude for AMD GPUs. */
+extern const char lk_prelude_hip[];
 
 int lk_conformance_run(void);
 #ifdef LK_NO_CONFORMANCE
@@ -70,8 +83,103 @@ static int lk_cmd_info(void) {
   return 0;
 }
 
+static char* lk_read_file(const char* path, size_t* out_len) {
+  FILE* f = fopen(path, "rb");
+  if (!f) return NULL;
+  size_t cap = 1 << 16, n = 0;
+  char* buf = malloc(cap + 1);
+  while (buf) {
+    n += fread(buf + n, 1, cap - n, f);
+    if (n < cap) break;
+    char* nb = realloc(buf, 2 * cap + 1);
+    if (!nb) {
+      free(buf);
+      buf = NULL;
+      break;
+    }
+    buf = nb, cap *= 2;
+  }
+  int bad = ferror(f);
+  fclose(f);
+  if (!buf || bad) {
+    free(buf);
+    return NULL;
+  }
+  buf[n] = '\0';
+  *out_len = n;
+  return buf;
+}
+
+static int lk_cmd_codegen(int argc, char** argv) {
+  const char* target = NULL;
+  const char* file = NULL;
+  for (int i = 2; i < argc; ++i) {
+    if (!strcmp(argv[i], "--target") && i + 1 < argc)
+      target = argv[++i];
+    else if (!strncmp(argv[i], "--target=", 9))
+      target = argv[i] + 9;
+    else if (!file)
+      file = argv[i];
+    else
+      file = NULL, i = argc; /* two files: usage error */
+  }
+  if (!target || !file ||
+      (strcmp(target, "cuda") && strcmp(target, "hip") && strcmp(target, "opencl") &&
+       strcmp(target, "cpu"))) {
+    fprintf(stderr, "usage: lightos codegen --target cuda|hip|opencl|cpu FILE.cl\n");
+    return 2;
+  }
+  size_t len = 0;
+  char* src = lk_read_file(file, &len);
+  if (!src) {
+    fprintf(stderr, "lightos codegen: cannot read \"%s\"\n", file);
+    return 1;
+  }
+  char err[512] = "";
+  lk_kparse_result_t parsed;
+  memset(&parsed, 0, sizeof parsed);
+  if (lk_kparse(src, len, &parsed, err, sizeof err) != 0) {
+    fprintf(stderr, "lightos codegen: %s: %s\n", file, err);
+    free(src);
+    return 1;
+  }
+  char* out = NULL;
+  size_t out_len = 0;
+  int rc;
+  if (!strcmp(target, "cpu")) {
+    rc = lk_cpu_codegen(src, len, &parsed, lk_prelude_cpu, &out, &out_len, err, sizeof err);
+  } else if (!strcmp(target, "opencl")) {
+    rc = lk_cl_codegen(src, len, &parsed, lk_prelude_opencl, &out, &out_len, err, sizeof err);
+  } else if (!strcmp(target, "cuda")) {
+    rc = lk_cuda_codegen(src, len, &parsed, lk_prelude_cuda, &out, &out_len, err, sizeof err);
+  } else {
+    size_t a = strlen(lk_prelude_hip), b = strlen(lk_prelude_cuda);
+    char* prelude = malloc(a + b + 2);
+    rc = -1;
+    if (prelude) {
+      memcpy(prelude, lk_prelude_hip, a);
+      prelude[a] = '\n';
+      memcpy(prelude + a + 1, lk_prelude_cuda, b + 1);
+      rc = lk_cuda_codegen(src, len, &parsed, prelude, &out, &out_len, err, sizeof err);
+      free(prelude);
+    } else {
+      snprintf(err, sizeof err, "out of memory");
+    }
+  }
+  lk_kparse_free(&parsed);
+  free(src);
+  if (rc != 0) {
+    fprintf(stderr, "lightos codegen: %s: %s\n", file, err);
+    return 1;
+  }
+  fwrite(out, 1, out_len, stdout);
+  free(out);
+  return ferror(stdout) ? 1 : 0;
+}
+
 int main(int argc, char** argv) {
   const char* cmd = argc > 1 ? argv[1] : "info";
+  if (!strcmp(cmd, "codegen")) return lk_cmd_codegen(argc, argv);
   if (!strcmp(cmd, "info")) return lk_cmd_info();
   if (!strcmp(cmd, "selftest")) return lk_conformance_run() ? 1 : 0;
   if (!strcmp(cmd, "version")) {

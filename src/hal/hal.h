@@ -233,5 +233,6 @@ lightos_status_t lk_event_wait_internal(struct lk_event* event);
 extern const lk_hal_backend_t lk_cpu_backend;
 extern const lk_hal_backend_t lk_opencl_backend;
 extern const lk_hal_backend_t lk_cuda_backend;
+extern const lk_hal_backend_t lk_hip_backend;
 
 #endif

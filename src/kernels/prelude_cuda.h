@@ -573,6 +573,12 @@ typedef unsigned long long lk_ull_;
 LK_ATOMIC32_(int)
 LK_ATOMIC32_(uint)
 /* 64-bit: T is long or ulong; S the CUDA type used for min/max. */
+/* 64-bit min/max: CUDA's own; the HIP prelude supplies its own where HIP
+ * has no signed 64-bit overloads. */
+#ifndef LK_ATOMIC_MIN64_
+#define LK_ATOMIC_MIN64_ atomicMin
+#define LK_ATOMIC_MAX64_ atomicMax
+#endif
 #define LK_ATOMIC64_(T, S)                                                                      \
   LK_D T lk_atomic_add_(volatile T* p, T v) { return (T)atomicAdd((lk_ull_*)p, (lk_ull_)v); }  \
   LK_D T lk_atomic_sub_(volatile T* p, T v) {                                                   \
@@ -584,8 +590,8 @@ LK_ATOMIC32_(uint)
   LK_D T lk_atomic_cmpxchg_(volatile T* p, T cmp, T v) {                                        \
     return (T)atomicCAS((lk_ull_*)p, (lk_ull_)cmp, (lk_ull_)v);                                 \
   }                                                                                             \
-  LK_D T lk_atomic_min_(volatile T* p, T v) { return (T)atomicMin((S*)p, (S)v); }              \
-  LK_D T lk_atomic_max_(volatile T* p, T v) { return (T)atomicMax((S*)p, (S)v); }              \
+  LK_D T lk_atomic_min_(volatile T* p, T v) { return (T)LK_ATOMIC_MIN64_((S*)p, (S)v); }       \
+  LK_D T lk_atomic_max_(volatile T* p, T v) { return (T)LK_ATOMIC_MAX64_((S*)p, (S)v); }       \
   LK_D T lk_atomic_and_(volatile T* p, T v) { return (T)atomicAnd((lk_ull_*)p, (lk_ull_)v); }  \
   LK_D T lk_atomic_or_(volatile T* p, T v) { return (T)atomicOr((lk_ull_*)p, (lk_ull_)v); }    \
   LK_D T lk_atomic_xor_(volatile T* p, T v) { return (T)atomicXor((lk_ull_*)p, (lk_ull_)v); }

@@ -20,6 +20,8 @@ extern const char lk_prelude_cpu[];
 extern const unsigned long lk_prelude_cpu_len;
 extern const char lk_prelude_opencl[];
 extern const unsigned long lk_prelude_opencl_len;
+extern const char lk_prelude_hip[];
+extern const unsigned long lk_prelude_hip_len;
 extern const char lk_prelude_cuda[];
 extern const unsigned long lk_prelude_cuda_len;
 

@@ -13,7 +13,7 @@
  * and grad_bias is a fixed-order reduction (conv_bias_grad).  Temporaries
  * come from lightos_buffer_alloc and are released right after enqueueing
  * (queued work keeps its buffers alive).  Weight and output views whose
- * matrix dims cannot be merged go through a contiguous temporary.
+ * matrix dims cannot be merged go through a contiguous temporary (conv_copy4d).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -250,6 +250,23 @@ static void lk_conv_free(lightos_tensor_t* t) {
   memset(t, 0, sizeof *t);
 }
 
+/* dst = src (4-d views of one shape and dtype), with conv_copy4d. */
+static lightos_status_t lk_conv_copy(lk_queue_t* q, const lightos_tensor_t* src,
+                                     const lightos_tensor_t* dst) {
+  lk_conv_args_t a;
+  lightos_status_t s = lk_conv_kernel(q->context, src->dtype, "conv_copy4d", &a);
+  if (s) return s;
+  ca_tensor(&a, src, 4);
+  ca_tensor(&a, dst, 4);
+  ca_i64(&a, src->shape[1]);
+  ca_i64(&a, src->shape[2]);
+  ca_i64(&a, src->shape[3]);
+  ca_i64(&a, src->shape[0] * src->shape[1]);
+  const size_t global[3] = {(size_t)src->shape[3], (size_t)src->shape[2],
+                            (size_t)(src->shape[0] * src->shape[1])};
+  return lk_conv_launch(q, &a, 3, global);
+}
+
 /* Images per chunk. */
 static int64_t lk_conv_chunk(const lk_conv_geom_t* g) {
   int64_t per = g->c * g->kh * g->kw * g->oh * g->ow;
@@ -274,7 +291,7 @@ static lightos_status_t lk_conv_weight_matrix(lk_queue_t* q, const lightos_tenso
     return LIGHTOS_SUCCESS;
   }
   lightos_status_t s = lk_conv_temp(q, w->dtype, 4, w->shape, tmp);
-  if (!s) s = lightos_op_contiguous(LK_HANDLE(q), w, tmp);
+  if (!s) s = lk_conv_copy(q, w, tmp);
   if (s) return s;
   const int64_t strides[2] = {shape[1], 1};
   *out = lk_conv_view(tmp, 0, 2, shape, strides);
@@ -366,7 +383,7 @@ LIGHTOS_API lightos_status_t lightos_op_conv2d(lightos_queue_t queue, const ligh
     if ((s = lightos_op_gemm(LK_HANDLE(q), false, false, 1.0, &wm, &bv, bias ? 1.0 : 0.0, &cv)))
       goto done;
   }
-  if (o == &otmp) s = lightos_op_contiguous(LK_HANDLE(q), &otmp, out);
+  if (o == &otmp) s = lk_conv_copy(q, &otmp, out);
 done:
   lk_conv_free(&col);
   lk_conv_free(&wtmp);
@@ -476,7 +493,7 @@ LIGHTOS_API lightos_status_t lightos_op_conv2d_backward(
         if ((s = lk_conv_launch(q, &a, 3, xglobal))) goto done;
       }
     }
-    if (gwtmp.buffer && (s = lightos_op_contiguous(LK_HANDLE(q), &gwtmp, grad_weight))) goto done;
+    if (gwtmp.buffer && (s = lk_conv_copy(q, &gwtmp, grad_weight))) goto done;
   } else if (grad_x && g.n > 0) {
     /* No output positions: nothing reaches x. */
     if ((s = lightos_op_fill(LK_HANDLE(q), grad_x, 0.0))) goto done;

@@ -1,5 +1,6 @@
 /* Programs and kernels: build, lookup, argument checking, launch. */
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,6 +88,30 @@ static void lk_set_log(lk_program_t* p, char* log) {
   p->log = log;
 }
 
+/* Developer aid, off by default: with LIGHTOS_DUMP_SOURCES=DIR every
+ * successfully built program's source goes to DIR/<hash>.cl and its
+ * options to DIR/<hash>.opts (the same source + options, the same files),
+ * e.g. for scripts/hip-compile-check.sh.  Errors are ignored. */
+static void lk_dump_source(const lk_program_t* p, const char* options) {
+  const char* dir = getenv("LIGHTOS_DUMP_SOURCES");
+  if (!dir || !dir[0]) return;
+  uint64_t h = 1469598103934665603ull; /* FNV-1a over source, NUL, options */
+  for (size_t i = 0; i < p->length; ++i) h = (h ^ (unsigned char)p->source[i]) * 1099511628211ull;
+  h *= 1099511628211ull;
+  for (const char* o = options; *o; ++o) h = (h ^ (unsigned char)*o) * 1099511628211ull;
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%016llx.cl", dir, (unsigned long long)h);
+  FILE* f = fopen(path, "wb");
+  if (!f) return;
+  fwrite(p->source, 1, p->length, f);
+  fclose(f);
+  snprintf(path, sizeof path, "%s/%016llx.opts", dir, (unsigned long long)h);
+  f = fopen(path, "wb");
+  if (!f) return;
+  fputs(options, f);
+  fclose(f);
+}
+
 LIGHTOS_API lightos_status_t lightos_program_build(lightos_program_t program, const char* options) {
   lk_program_t* p = NULL;
   LK_RESOLVE(p, program, LK_OBJ_PROGRAM, "program");
@@ -114,6 +139,7 @@ LIGHTOS_API lightos_status_t lightos_program_build(lightos_program_t program, co
     p->built = true;
     p->from_cache = r.from_cache;
     p->build_ms = (double)(lk_now_ns() - t0) / 1e6;
+    lk_dump_source(p, options);
   } else {
     lk_kparse_free(&p->sig);
   }

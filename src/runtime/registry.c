@@ -14,6 +14,7 @@ static const lk_hal_backend_t* const lk_backends[] = {
     &lk_cpu_backend,
     &lk_opencl_backend,
     &lk_cuda_backend,
+    &lk_hip_backend,
 };
 #define LK_NUM_BACKENDS (sizeof lk_backends / sizeof lk_backends[0])
 

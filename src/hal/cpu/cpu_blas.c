@@ -55,7 +55,7 @@ static lk_cpu_blas_t lk_blas;
 static bool lk_blas_ok;
 static pthread_once_t lk_blas_once = PTHREAD_ONCE_INIT;
 static pthread_once_t lk_blas_threads_once = PTHREAD_ONCE_INIT;
-static unsigned lk_blas_device_threads;
+static atomic_uint lk_blas_device_threads;
 static atomic_ullong lk_blas_calls;
 
 unsigned long long lk_cpu_blas_call_count(void) { return atomic_load(&lk_blas_calls); }
@@ -135,8 +135,8 @@ static void lk_cpu_blas_threads(void) {
   if (!lk_blas.openblas_get_num_threads || !lk_blas.openblas_set_num_threads) return;
   if (getenv("OPENBLAS_NUM_THREADS") || getenv("OMP_NUM_THREADS")) return;
   int have = lk_blas.openblas_get_num_threads();
-  if (lk_blas_device_threads >= 1 && have > (int)lk_blas_device_threads)
-    lk_blas.openblas_set_num_threads((int)lk_blas_device_threads);
+  unsigned want = atomic_load(&lk_blas_device_threads);
+  if (want >= 1 && have > (int)want) lk_blas.openblas_set_num_threads((int)want);
 }
 
 static bool lk_fits_int(int64_t v) { return v >= 0 && v <= INT_MAX; }
@@ -155,7 +155,7 @@ lightos_status_t lk_cpu_native_gemm(lk_hal_queue_t* queue, const lk_hal_gemm_t* 
     return LIGHTOS_UNSUPPORTED;
   pthread_once(&lk_blas_once, lk_cpu_blas_load);
   if (!lk_blas_ok) return LIGHTOS_UNSUPPORTED;
-  lk_blas_device_threads = ((lk_cpu_context_t*)queue->context)->device->threads;
+  atomic_store(&lk_blas_device_threads, ((lk_cpu_context_t*)queue->context)->device->threads);
   pthread_once(&lk_blas_threads_once, lk_cpu_blas_threads);
 
   lk_cpu_gemm_job_t* job = malloc(sizeof *job);

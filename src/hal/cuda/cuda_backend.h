@@ -133,6 +133,7 @@ lightos_status_t lk_cu_queue_enqueue_native(lk_hal_queue_t* queue, lk_cmd_t* cmd
                                             lightos_status_t (*enqueue)(CUstream stream,
                                                                         void* arg),
                                             void* arg);
+lightos_status_t lk_cuda_native_gemm(lk_hal_queue_t* queue, const lk_hal_gemm_t* gemm, lk_cmd_t* keep_alive);
 
 /* Enqueues a device-to-device copy between two CUDA contexts (a peer copy,
  * cuMemcpyPeerAsync) on `queue`, in order with its other work.  The caller

@@ -32,7 +32,7 @@ static void lk_cu_load(void) {
   }
   lk_cuda_api_t* api = &lk_cu_api;
   void* sym;
-#define LK_CU_RESOLVE_(req, ret, fn, params)                                               \
+#define LK_CU_RESOLVE_(req, hreq, ret, fn, hfn, params)                                             \
   (void)dlerror();                                                                         \
   sym = dlsym(lib, #fn);                                                                   \
   if (!sym && (req)) {                                                                     \
@@ -46,6 +46,7 @@ static void lk_cu_load(void) {
   LK_CUDA_DRIVER_SYMBOLS(LK_CU_RESOLVE_)
 #undef LK_CU_RESOLVE_
   api->lib = lib;
+  snprintf(api->path, sizeof api->path, "%s", name);
   lk_cu_loaded = api;
 }
 
@@ -67,7 +68,7 @@ static int lk_rtc_resolve(void* lib, const char* path) {
   lk_nvrtc_api_t* api = &lk_rtc_api;
   memset(api, 0, sizeof *api);
   void* sym;
-#define LK_RTC_RESOLVE_(req, ret, fn, params)                                          \
+#define LK_RTC_RESOLVE_(req, hreq, ret, fn, hfn, params)                                        \
   (void)dlerror();                                                                     \
   sym = dlsym(lib, #fn);                                                               \
   if (!sym && (req)) {                                                                 \
@@ -126,6 +127,163 @@ const lk_nvrtc_api_t* lk_nvrtc_api_get(char* reason, size_t cap) {
   pthread_once(&lk_rtc_once, lk_rtc_load);
   if (!lk_rtc_loaded && reason && cap) snprintf(reason, cap, "%s", lk_rtc_reason);
   return lk_rtc_loaded;
+}
+
+/* ---- the HIP vendor table ---------------------------------------------------- */
+
+static pthread_once_t lk_hip_once = PTHREAD_ONCE_INIT;
+static lk_cuda_api_t lk_hip_api;
+static const lk_cuda_api_t* lk_hip_loaded;
+static char lk_hip_reason[256];
+static pthread_once_t lk_hiprtc_once = PTHREAD_ONCE_INIT;
+static lk_nvrtc_api_t lk_hiprtc_api;
+static const lk_nvrtc_api_t* lk_hiprtc_loaded;
+static char lk_hiprtc_reason[256];
+
+/* Resolves the HIP column into api; 0 on success, else -1 with reason. */
+static int lk_hip_resolve(void* lib, const char* path, lk_cuda_api_t* api) {
+  memset(api, 0, sizeof *api);
+  void* sym;
+#define LK_HIP_RESOLVE_(req, hreq, ret, fn, hfn, params)                                  \
+  sym = NULL;                                                                              \
+  if (strcmp(#hfn, "LK_NO_HIP") != 0) {                                                    \
+    (void)dlerror();                                                                       \
+    sym = dlsym(lib, #hfn);                                                                \
+  }                                                                                        \
+  if (!sym && (hreq)) {                                                                    \
+    snprintf(lk_hip_reason, sizeof lk_hip_reason, "%s: symbol %s missing (ROCm too old?)", \
+             path, #hfn);                                                                  \
+    memset(api, 0, sizeof *api);                                                           \
+    return -1;                                                                             \
+  }                                                                                        \
+  memcpy(&api->fn, &sym, sizeof sym);
+  LK_CUDA_DRIVER_SYMBOLS(LK_HIP_RESOLVE_)
+#undef LK_HIP_RESOLVE_
+  (void)dlerror();
+  sym = dlsym(lib, "hipGetErrorName");
+  memcpy(&api->hip_error_name, &sym, sizeof sym);
+  api->lib = lib;
+  api->hip = 1;
+  snprintf(api->path, sizeof api->path, "%s", path);
+  return 0;
+}
+
+static void lk_hip_load(void) {
+  const char* env = getenv("LIGHTOS_HIP_LIBRARY");
+  static const char* const names[] = {"libamdhip64.so.6", "libamdhip64.so.5", "libamdhip64.so"};
+  const char* const* list = names;
+  size_t n = sizeof names / sizeof names[0];
+  if (env && env[0]) list = &env, n = 1;
+  for (size_t i = 0; i < n; ++i) {
+    void* lib = dlopen(list[i], RTLD_NOW | RTLD_LOCAL);
+    if (!lib) continue;
+    if (lk_hip_resolve(lib, list[i], &lk_hip_api) == 0) {
+      lk_hip_loaded = &lk_hip_api;
+      return;
+    }
+    dlclose(lib);
+  }
+  if (!lk_hip_reason[0])
+    snprintf(lk_hip_reason, sizeof lk_hip_reason, "libamdhip64.so not found (tried %s)",
+             env && env[0] ? env : "libamdhip64.so.6, libamdhip64.so.5, libamdhip64.so");
+}
+
+const lk_cuda_api_t* lk_hip_api_get(char* reason, size_t cap) {
+  pthread_once(&lk_hip_once, lk_hip_load);
+  if (!lk_hip_loaded && reason && cap) snprintf(reason, cap, "%s", lk_hip_reason);
+  return lk_hip_loaded;
+}
+
+static int lk_hiprtc_resolve(void* lib, const char* path) {
+  lk_nvrtc_api_t* api = &lk_hiprtc_api;
+  memset(api, 0, sizeof *api);
+  void* sym;
+#define LK_HIPRTC_RESOLVE_(req, hreq, ret, fn, hfn, params)                                \
+  sym = NULL;                                                                              \
+  if (strcmp(#hfn, "LK_NO_HIP") != 0) {                                                    \
+    (void)dlerror();                                                                       \
+    sym = dlsym(lib, #hfn);                                                                \
+  }                                                                                        \
+  if (!sym && (hreq)) {                                                                    \
+    snprintf(lk_hiprtc_reason, sizeof lk_hiprtc_reason, "%s: symbol %s missing", path, #hfn); \
+    memset(api, 0, sizeof *api);                                                           \
+    return -1;                                                                             \
+  }                                                                                        \
+  memcpy(&api->fn, &sym, sizeof sym);
+  LK_NVRTC_SYMBOLS(LK_HIPRTC_RESOLVE_)
+#undef LK_HIPRTC_RESOLVE_
+  if (api->nvrtcVersion(&api->major, &api->minor) != NVRTC_SUCCESS) api->major = api->minor = 0;
+  api->lib = lib;
+  snprintf(api->path, sizeof api->path, "%s", path);
+  return 0;
+}
+
+static void lk_hiprtc_load(void) {
+  const char* env = getenv("LIGHTOS_HIPRTC_LIBRARY");
+  /* ROCm 5.x has hiprtc inside libamdhip64; ROCm 6 split it out. */
+  static const char* const names[] = {"libhiprtc.so.6", "libhiprtc.so.5", "libhiprtc.so",
+                                      "libamdhip64.so.5", "libamdhip64.so"};
+  const char* const* list = names;
+  size_t n = sizeof names / sizeof names[0];
+  if (env && env[0]) list = &env, n = 1;
+  for (size_t i = 0; i < n; ++i) {
+    void* lib = dlopen(list[i], RTLD_NOW | RTLD_LOCAL);
+    if (!lib) continue;
+    if (lk_hiprtc_resolve(lib, list[i]) == 0) {
+      lk_hiprtc_loaded = &lk_hiprtc_api;
+      return;
+    }
+    dlclose(lib);
+  }
+  if (!lk_hiprtc_reason[0])
+    snprintf(lk_hiprtc_reason, sizeof lk_hiprtc_reason, "hiprtc not found (tried %s)",
+             env && env[0] ? env
+                           : "libhiprtc.so.6, libhiprtc.so.5, libhiprtc.so, libamdhip64.so.5, "
+                             "libamdhip64.so");
+}
+
+const lk_nvrtc_api_t* lk_hiprtc_api_get(char* reason, size_t cap) {
+  pthread_once(&lk_hiprtc_once, lk_hiprtc_load);
+  if (!lk_hiprtc_loaded && reason && cap) snprintf(reason, cap, "%s", lk_hiprtc_reason);
+  return lk_hiprtc_loaded;
+}
+
+int lk_cuda_attr_for(const lk_cuda_api_t* api, int a) {
+  if (!api || !api->hip) return a;
+  switch (a) {
+    case CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK: return LK_HIP_ATTR_MAX_THREADS_PER_BLOCK;
+    case CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_X:
+    case CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Y:
+    case CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Z:
+      return LK_HIP_ATTR_MAX_BLOCK_DIM_X + (a - CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_X);
+    case CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X:
+    case CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Y:
+    case CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z:
+      return LK_HIP_ATTR_MAX_GRID_DIM_X + (a - CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X);
+    case CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK:
+      return LK_HIP_ATTR_MAX_SHARED_MEMORY_PER_BLOCK;
+    case CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT: return LK_HIP_ATTR_MULTIPROCESSOR_COUNT;
+    case CU_DEVICE_ATTRIBUTE_INTEGRATED: return LK_HIP_ATTR_INTEGRATED;
+    case CU_DEVICE_ATTRIBUTE_CAN_MAP_HOST_MEMORY: return LK_HIP_ATTR_CAN_MAP_HOST_MEMORY;
+    case CU_DEVICE_ATTRIBUTE_PCI_BUS_ID: return LK_HIP_ATTR_PCI_BUS_ID;
+    case CU_DEVICE_ATTRIBUTE_PCI_DEVICE_ID: return LK_HIP_ATTR_PCI_DEVICE_ID;
+    case CU_DEVICE_ATTRIBUTE_UNIFIED_ADDRESSING: return LK_HIP_ATTR_UNIFIED_ADDRESSING;
+    case CU_DEVICE_ATTRIBUTE_PCI_DOMAIN_ID: return LK_HIP_ATTR_PCI_DOMAIN_ID;
+    case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR: return LK_HIP_ATTR_COMPUTE_CAPABILITY_MAJOR;
+    case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR: return LK_HIP_ATTR_COMPUTE_CAPABILITY_MINOR;
+    case CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN:
+      return LK_HIP_ATTR_SHARED_MEM_PER_BLOCK_OPTIN;
+    case CU_DEVICE_ATTRIBUTE_MEMORY_POOLS_SUPPORTED: return LK_HIP_ATTR_MEMORY_POOLS_SUPPORTED;
+    default: return -1;
+  }
+}
+
+const char* lk_cuda_api_error_name(const lk_cuda_api_t* api, CUresult code) {
+  if (api && api->hip) {
+    const char* name = api->hip_error_name ? api->hip_error_name(code) : NULL;
+    return name && name[0] ? name : "hipErrorUnknown";
+  }
+  return lk_cuda_error_name(code);
 }
 
 /* ---- error names ----------------------------------------------------------- */

@@ -20,7 +20,11 @@
 
 typedef struct lk_cuda_api {
   void* lib; /* the dlopen handle */
-#define LK_CUDA_API_FIELD_(req, ret, name, params) ret(*name) params;
+  int hip;   /* 1: the HIP vendor table (lk_hip_api_get), 0: CUDA */
+  /* HIP only: hipGetErrorName (returns the name; NULL for CUDA). */
+  const char* (*hip_error_name)(CUresult error);
+  char path[256]; /* the library that was opened */
+#define LK_CUDA_API_FIELD_(req, hreq, ret, name, hname, params) ret(*name) params;
   LK_CUDA_DRIVER_SYMBOLS(LK_CUDA_API_FIELD_)
 #undef LK_CUDA_API_FIELD_
 } lk_cuda_api_t;
@@ -29,7 +33,7 @@ typedef struct lk_nvrtc_api {
   void* lib;
   int major, minor; /* nvrtcVersion */
   char path[256];   /* the library that was opened */
-#define LK_NVRTC_API_FIELD_(req, ret, name, params) ret(*name) params;
+#define LK_NVRTC_API_FIELD_(req, hreq, ret, name, hname, params) ret(*name) params;
   LK_NVRTC_SYMBOLS(LK_NVRTC_API_FIELD_)
 #undef LK_NVRTC_API_FIELD_
 } lk_nvrtc_api_t;
@@ -44,6 +48,25 @@ const lk_cuda_api_t* lk_cuda_api_get(char* reason, size_t cap);
  * /usr/local/cuda/lib64/libnvrtc.so.* (or only LIGHTOS_NVRTC_LIBRARY when
  * set).  NULL with reason "libnvrtc not found (...)" when none loads. */
 const lk_nvrtc_api_t* lk_nvrtc_api_get(char* reason, size_t cap);
+
+/* The HIP vendor table: the same struct filled from the AMD runtime,
+ * libamdhip64.so.6, .so.5, .so (or only LIGHTOS_HIP_LIBRARY when set), by
+ * the HIP column of cuda_symbols.h; api->hip is 1.  NULL with reason
+ * "libamdhip64.so not found (...)" when none loads. */
+const lk_cuda_api_t* lk_hip_api_get(char* reason, size_t cap);
+
+/* hiprtc in the nvrtc struct: hiprtc* symbols of libamdhip64 (ROCm 5.x
+ * ships them there), else libhiprtc.so.6/.5/.so (or LIGHTOS_HIPRTC_LIBRARY).
+ * nvrtcGetCUBIN/Size are hiprtcGetCode/Size (an AMD code object); the PTX
+ * and supported-arch entries are NULL. */
+const lk_nvrtc_api_t* lk_hiprtc_api_get(char* reason, size_t cap);
+
+/* A CU_DEVICE_ATTRIBUTE_* as the vendor's enum value: itself for CUDA,
+ * the hipDeviceAttribute_t value for HIP (-1 when HIP has none). */
+int lk_cuda_attr_for(const lk_cuda_api_t* api, int cu_attribute);
+
+/* "hipErrorNoDevice" / "CUDA_ERROR_NO_DEVICE" for the api's vendor. */
+const char* lk_cuda_api_error_name(const lk_cuda_api_t* api, CUresult code);
 
 /* "CUDA_ERROR_OUT_OF_MEMORY" for 2 ...: the driver's name (cuGetErrorName)
  * when the driver is loaded, else LightOS's own table; never NULL. */

@@ -46,6 +46,7 @@
 #include "core/error.h"
 #include "core/util.h"
 #include "hal/cuda/cuda_backend.h"
+#include "hal/cuda/cuda_blas.h"
 
 #define LK_CU_BATCH 32u
 #define LK_CU_CHUNK 64u
@@ -158,9 +159,9 @@ static int lk_cu_push(lk_cu_queue_t* q, const lk_cu_entry_t* e) {
   q->ring[(q->head + q->count) % q->cap] = *e;
   q->count++;
   if (e->done) q->marked++;
-  /* Wake the completer for a marker, or for host work it can finish now
-   * (unmarked device work waits for its periodic sweep). */
-  if (e->done || (e->host_only && q->count == 1)) pthread_cond_broadcast(&q->cv);
+  /* Wake the completer for a marker, or when the ring stops being empty
+   * (host work it can finish now, or device work to sweep later). */
+  if (e->done || q->count == 1) pthread_cond_broadcast(&q->cv);
   return 0;
 }
 
@@ -280,11 +281,8 @@ static void* lk_cu_completer(void* arg) {
       continue;
     }
     if (!q->count) {
-      /* Idle; a periodic look catches device work pushed without a wake. */
-      struct timespec ts;
-      lk_cu_deadline(&ts, 16);
-      pthread_cond_timedwait(&q->cv, &q->lock, &ts);
       backoff = 1;
+      pthread_cond_wait(&q->cv, &q->lock);
       continue;
     }
     const lk_cu_entry_t* h = &q->ring[q->head];
@@ -365,15 +363,23 @@ static void* lk_cu_completer(void* arg) {
 
 /* Fills with a pattern: cuMemsetD8/16/32 where the pattern and the address
  * allow, strided 32-bit memsets for longer aligned patterns, else copies of
- * a pattern-filled host block. */
+ * a pattern-filled host block.  Host-visible (pinned) memory is filled by
+ * the host once the stream's earlier work is done. */
 static lightos_status_t lk_cu_fill(lk_cu_queue_t* q, const lk_cmd_t* c) {
   const lk_cuda_api_t* api = q->api;
   CUdeviceptr d = (CUdeviceptr)(uintptr_t)c->u.fill.dst;
   const uint8_t* p = c->u.fill.pattern;
   size_t ps = c->u.fill.pattern_size, size = c->u.fill.size, n = size / ps;
-  bool uniform = true;
+  bool uniform = true, pinned = c->u.fill.dst_mem && c->u.fill.dst_mem->host_ptr;
   for (size_t i = 1; i < ps; ++i) uniform = uniform && p[i] == p[0];
   CUresult r;
+  if (pinned) {
+    r = api->cuStreamSynchronize(q->stream);
+    if (r) return lk_cu_fail(q->ctx, r, "cuStreamSynchronize", "before filling host-visible memory");
+    uint8_t* h = (uint8_t*)c->u.fill.dst_mem->host_ptr + c->u.fill.dst_off;
+    for (size_t i = 0; i < size; i += ps) memcpy(h + i, p, ps);
+    return LIGHTOS_SUCCESS;
+  }
   if (uniform) {
     r = api->cuMemsetD8Async(d, p[0], size, q->stream);
     return r ? lk_cu_fail(q->ctx, r, "cuMemsetD8Async", "") : LIGHTOS_SUCCESS;
@@ -666,10 +672,29 @@ static void* lk_cu_gate_main(void* arg) {
   return NULL;
 }
 
+/* The calling thread is the queue's host thread (a host function calling
+ * back into its own queue must not wait for itself). */
+static bool lk_cu_on_gate(lk_cu_queue_t* q) {
+  return q->gate_started && pthread_equal(q->gate, pthread_self());
+}
+
 static lightos_status_t lk_cu_submit(lk_hal_queue_t* hq, lk_cmd_t* c) {
   lk_cu_queue_t* q = (lk_cu_queue_t*)hq;
   lightos_status_t s = lk_cu_make_current(q->ctx);
   pthread_mutex_lock(&q->submit_lock);
+  if (lk_cu_on_gate(q)) {
+    /* A host function submitting to its own queue: its commands go
+     * before the deferred ones, at once (the host thread owns the
+     * stream). */
+    if (lk_cu_host_kind(c)) {
+      pthread_mutex_unlock(&q->submit_lock);
+      lk_cu_run_host(q, c);
+      return LIGHTOS_SUCCESS;
+    }
+    lightos_status_t r = lk_cu_dispatch(q, c, s);
+    pthread_mutex_unlock(&q->submit_lock);
+    return r;
+  }
   if (q->gated || lk_cu_host_kind(c)) {
     if (!q->gate_started && !q->gstop) {
       q->gate_started = pthread_create(&q->gate, NULL, lk_cu_gate_main, q) == 0;
@@ -699,12 +724,6 @@ static lightos_status_t lk_cu_submit(lk_hal_queue_t* hq, lk_cmd_t* c) {
   lightos_status_t r = lk_cu_dispatch(q, c, s);
   pthread_mutex_unlock(&q->submit_lock);
   return r;
-}
-
-/* The calling thread is the queue's host thread (a host function calling
- * back into its own queue must not wait for itself). */
-static bool lk_cu_on_gate(lk_cu_queue_t* q) {
-  return q->gate_started && pthread_equal(q->gate, pthread_self());
 }
 
 /* Waits until the queue's host thread has dispatched everything. */
@@ -765,6 +784,7 @@ static void lk_cu_queue_destroy(lk_hal_queue_t* hq) {
   pthread_mutex_unlock(&q->lock);
   pthread_join(q->completer, NULL);
   (void)lk_cu_make_current(q->ctx);
+  lk_cuda_blas_queue_destroyed(hq); /* its cuBLAS handle, if it had one */
   lk_cu_pool_free(q, &q->marks);
   lk_cu_pool_free(q, &q->timed);
   if (q->tref) q->api->cuEventDestroy_v2(q->tref);
@@ -782,7 +802,7 @@ static const lk_hal_queue_vtbl_t lk_cu_queue_vtbl = {
     .submit = lk_cu_submit,
     .finish = lk_cu_finish,
     .drain = lk_cu_drain,
-    .native_gemm = NULL, /* cuBLAS: cuda_blas.c, later */
+    .native_gemm = lk_cuda_native_gemm,
 };
 
 /* The profiling time reference: an event recorded on the (empty) stream,

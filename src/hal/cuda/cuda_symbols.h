@@ -10,9 +10,16 @@
  * This header declares the opaque handle types, the enumerants LightOS
  * passes or reads (numeric values of the CUDA driver API, stable across
  * releases), and one X-macro line per entry point:
- *     X(required, return type, exact symbol name, (parameters))
+ *     X(required, hip_required, return type, CUDA symbol, HIP symbol,
+ *       (parameters))
  * from which cuda_loader.h generates the pointer tables and cuda_loader.c
- * the resolver.  Versioned driver symbols (cuMemAlloc_v2 ...) are named
+ * the resolvers.  The HIP column is the AMD runtime's (libamdhip64, hiprtc)
+ * spelling of the same call with the same C ABI, so that the HIP vendor
+ * table (lk_hip_api_get) fills the same struct; LK_NO_HIP marks a call
+ * HIP has no ABI-compatible twin for (its pointer stays NULL there).  Error
+ * codes, stream/event/host-allocation flags and function attributes have
+ * the same numeric values in both; device attributes do not (see
+ * LK_HIP_ATTR_* below).  Versioned driver symbols (cuMemAlloc_v2 ...) are named
  * exactly as the library exports them: what the CUDA headers' #defines
  * would have picked.  A missing required symbol makes the load fail; a
  * missing optional one (required = 0) leaves its pointer NULL.
@@ -125,6 +132,24 @@ typedef int CUfunction_attribute;
 #define CU_MEMHOSTALLOC_PORTABLE 0x1u
 #define CU_MEMHOSTALLOC_DEVICEMAP 0x2u
 
+/* hipDeviceAttribute_t values (ROCm >= 5.0 numbering, hip_runtime_api.h)
+ * for the CU_DEVICE_ATTRIBUTE_* the backend reads; lk_hip_attr() maps. */
+#define LK_HIP_ATTR_CAN_MAP_HOST_MEMORY 3
+#define LK_HIP_ATTR_INTEGRATED 16
+#define LK_HIP_ATTR_COMPUTE_CAPABILITY_MAJOR 23
+#define LK_HIP_ATTR_MAX_BLOCK_DIM_X 26 /* Y 27, Z 28 */
+#define LK_HIP_ATTR_MAX_GRID_DIM_X 29  /* Y 30, Z 31 */
+#define LK_HIP_ATTR_MAX_THREADS_PER_BLOCK 56
+#define LK_HIP_ATTR_COMPUTE_CAPABILITY_MINOR 61
+#define LK_HIP_ATTR_MULTIPROCESSOR_COUNT 63
+#define LK_HIP_ATTR_PCI_BUS_ID 67
+#define LK_HIP_ATTR_PCI_DEVICE_ID 68
+#define LK_HIP_ATTR_PCI_DOMAIN_ID 69
+#define LK_HIP_ATTR_MAX_SHARED_MEMORY_PER_BLOCK 74
+#define LK_HIP_ATTR_SHARED_MEM_PER_BLOCK_OPTIN 75
+#define LK_HIP_ATTR_UNIFIED_ADDRESSING 85
+#define LK_HIP_ATTR_MEMORY_POOLS_SUPPORTED 88
+
 /* ---- NVRTC types ----------------------------------------------------------- */
 
 typedef int nvrtcResult; /* NVRTC_SUCCESS = 0 */
@@ -137,87 +162,106 @@ typedef struct lk_nvrtcProgram_st* nvrtcProgram;
 /* ---- Entry points ---------------------------------------------------------- */
 
 #define LK_CUDA_DRIVER_SYMBOLS(X)                                                             \
-  X(1, CUresult, cuInit, (unsigned int flags))                                                \
-  X(1, CUresult, cuDriverGetVersion, (int* version))                                          \
-  X(1, CUresult, cuGetErrorName, (CUresult error, const char** name))                         \
-  X(1, CUresult, cuGetErrorString, (CUresult error, const char** text))                       \
-  X(1, CUresult, cuDeviceGetCount, (int* count))                                              \
-  X(1, CUresult, cuDeviceGet, (CUdevice* device, int ordinal))                                \
-  X(1, CUresult, cuDeviceGetName, (char* name, int len, CUdevice dev))                        \
-  X(1, CUresult, cuDeviceGetAttribute, (int* value, CUdevice_attribute attrib, CUdevice dev)) \
-  X(1, CUresult, cuDeviceTotalMem_v2, (size_t* bytes, CUdevice dev))                          \
-  X(1, CUresult, cuDeviceGetPCIBusId, (char* bus_id, int len, CUdevice dev))                  \
-  X(0, CUresult, cuDeviceGetUuid_v2, (CUuuid* uuid, CUdevice dev))                            \
-  X(1, CUresult, cuDeviceCanAccessPeer, (int* can_access, CUdevice dev, CUdevice peer))       \
-  X(1, CUresult, cuDevicePrimaryCtxRetain, (CUcontext* ctx, CUdevice dev))                    \
-  X(1, CUresult, cuDevicePrimaryCtxRelease_v2, (CUdevice dev))                                \
-  X(1, CUresult, cuCtxSetCurrent, (CUcontext ctx))                                            \
-  X(1, CUresult, cuCtxGetCurrent, (CUcontext* ctx))                                           \
-  X(1, CUresult, cuCtxEnablePeerAccess, (CUcontext peer, unsigned int flags))                 \
-  X(1, CUresult, cuMemAlloc_v2, (CUdeviceptr* dptr, size_t size))                             \
-  X(1, CUresult, cuMemFree_v2, (CUdeviceptr dptr))                                            \
-  X(0, CUresult, cuMemAllocAsync, (CUdeviceptr* dptr, size_t size, CUstream stream))          \
-  X(0, CUresult, cuMemFreeAsync, (CUdeviceptr dptr, CUstream stream))                         \
-  X(1, CUresult, cuMemHostAlloc, (void** ptr, size_t size, unsigned int flags))               \
-  X(1, CUresult, cuMemFreeHost, (void* ptr))                                                  \
-  X(1, CUresult, cuMemHostGetDevicePointer_v2,                                                \
+  X(1, 1, CUresult, cuInit, hipInit, (unsigned int flags))                                    \
+  X(1, 1, CUresult, cuDriverGetVersion, hipDriverGetVersion, (int* version))                  \
+  X(1, 0, CUresult, cuGetErrorName, hipDrvGetErrorName, (CUresult error, const char** name))  \
+  X(1, 0, CUresult, cuGetErrorString, hipDrvGetErrorString,                                   \
+    (CUresult error, const char** text))                                                      \
+  X(1, 1, CUresult, cuDeviceGetCount, hipGetDeviceCount, (int* count))                        \
+  X(1, 1, CUresult, cuDeviceGet, hipDeviceGet, (CUdevice* device, int ordinal))               \
+  X(1, 1, CUresult, cuDeviceGetName, hipDeviceGetName, (char* name, int len, CUdevice dev))   \
+  X(1, 1, CUresult, cuDeviceGetAttribute, hipDeviceGetAttribute,                              \
+    (int* value, CUdevice_attribute attrib, CUdevice dev))                                    \
+  X(1, 1, CUresult, cuDeviceTotalMem_v2, hipDeviceTotalMem, (size_t* bytes, CUdevice dev))    \
+  X(1, 1, CUresult, cuDeviceGetPCIBusId, hipDeviceGetPCIBusId,                                \
+    (char* bus_id, int len, CUdevice dev))                                                    \
+  X(0, 0, CUresult, cuDeviceGetUuid_v2, hipDeviceGetUuid, (CUuuid* uuid, CUdevice dev))       \
+  X(1, 1, CUresult, cuDeviceCanAccessPeer, hipDeviceCanAccessPeer,                            \
+    (int* can_access, CUdevice dev, CUdevice peer))                                           \
+  X(1, 1, CUresult, cuDevicePrimaryCtxRetain, hipDevicePrimaryCtxRetain,                      \
+    (CUcontext* ctx, CUdevice dev))                                                           \
+  X(1, 1, CUresult, cuDevicePrimaryCtxRelease_v2, hipDevicePrimaryCtxRelease, (CUdevice dev)) \
+  X(1, 1, CUresult, cuCtxSetCurrent, hipCtxSetCurrent, (CUcontext ctx))                       \
+  X(1, 1, CUresult, cuCtxGetCurrent, hipCtxGetCurrent, (CUcontext* ctx))                      \
+  X(1, 1, CUresult, cuCtxEnablePeerAccess, hipCtxEnablePeerAccess,                            \
+    (CUcontext peer, unsigned int flags))                                                     \
+  X(1, 1, CUresult, cuMemAlloc_v2, hipMalloc, (CUdeviceptr* dptr, size_t size))               \
+  X(1, 1, CUresult, cuMemFree_v2, hipFree, (CUdeviceptr dptr))                                \
+  X(0, 0, CUresult, cuMemAllocAsync, hipMallocAsync,                                          \
+    (CUdeviceptr* dptr, size_t size, CUstream stream))                                        \
+  X(0, 0, CUresult, cuMemFreeAsync, hipFreeAsync, (CUdeviceptr dptr, CUstream stream))        \
+  X(1, 1, CUresult, cuMemHostAlloc, hipHostMalloc,                                            \
+    (void** ptr, size_t size, unsigned int flags))                                            \
+  X(1, 1, CUresult, cuMemFreeHost, hipHostFree, (void* ptr))                                  \
+  X(1, 1, CUresult, cuMemHostGetDevicePointer_v2, hipHostGetDevicePointer,                    \
     (CUdeviceptr* dptr, void* ptr, unsigned int flags))                                       \
-  X(1, CUresult, cuMemcpyHtoDAsync_v2,                                                        \
+  X(1, 1, CUresult, cuMemcpyHtoDAsync_v2, hipMemcpyHtoDAsync,                                 \
     (CUdeviceptr dst, const void* src, size_t size, CUstream stream))                         \
-  X(1, CUresult, cuMemcpyDtoHAsync_v2,                                                        \
+  X(1, 1, CUresult, cuMemcpyDtoHAsync_v2, hipMemcpyDtoHAsync,                                 \
     (void* dst, CUdeviceptr src, size_t size, CUstream stream))                               \
-  X(1, CUresult, cuMemcpyDtoDAsync_v2,                                                        \
+  X(1, 1, CUresult, cuMemcpyDtoDAsync_v2, hipMemcpyDtoDAsync,                                 \
     (CUdeviceptr dst, CUdeviceptr src, size_t size, CUstream stream))                         \
-  X(1, CUresult, cuMemcpyAsync, (CUdeviceptr dst, CUdeviceptr src, size_t size, CUstream stream)) \
-  X(1, CUresult, cuMemcpyPeerAsync,                                                           \
+  X(1, 0, CUresult, cuMemcpyAsync, LK_NO_HIP,                                                 \
+    (CUdeviceptr dst, CUdeviceptr src, size_t size, CUstream stream))                         \
+  X(1, 0, CUresult, cuMemcpyPeerAsync, LK_NO_HIP,                                             \
     (CUdeviceptr dst, CUcontext dst_ctx, CUdeviceptr src, CUcontext src_ctx, size_t size,     \
      CUstream stream))                                                                        \
-  X(1, CUresult, cuMemsetD8Async,                                                             \
+  X(1, 1, CUresult, cuMemsetD8Async, hipMemsetD8Async,                                        \
     (CUdeviceptr dst, unsigned char value, size_t count, CUstream stream))                    \
-  X(1, CUresult, cuMemsetD16Async,                                                            \
+  X(1, 1, CUresult, cuMemsetD16Async, hipMemsetD16Async,                                      \
     (CUdeviceptr dst, unsigned short value, size_t count, CUstream stream))                   \
-  X(1, CUresult, cuMemsetD32Async,                                                            \
+  X(1, 1, CUresult, cuMemsetD32Async, hipMemsetD32Async,                                      \
     (CUdeviceptr dst, unsigned int value, size_t count, CUstream stream))                     \
-  X(1, CUresult, cuMemsetD2D32Async,                                                          \
+  X(1, 0, CUresult, cuMemsetD2D32Async, LK_NO_HIP,                                            \
     (CUdeviceptr dst, size_t pitch, unsigned int value, size_t width, size_t height,          \
      CUstream stream))                                                                        \
-  X(1, CUresult, cuStreamCreate, (CUstream* stream, unsigned int flags))                      \
-  X(1, CUresult, cuStreamDestroy_v2, (CUstream stream))                                       \
-  X(1, CUresult, cuStreamSynchronize, (CUstream stream))                                      \
-  X(1, CUresult, cuStreamQuery, (CUstream stream))                                            \
-  X(1, CUresult, cuEventCreate, (CUevent* event, unsigned int flags))                         \
-  X(1, CUresult, cuEventDestroy_v2, (CUevent event))                                          \
-  X(1, CUresult, cuEventRecord, (CUevent event, CUstream stream))                             \
-  X(1, CUresult, cuEventSynchronize, (CUevent event))                                         \
-  X(1, CUresult, cuEventQuery, (CUevent event))                                               \
-  X(0, CUresult, cuEventElapsedTime_v2, (float* ms, CUevent start, CUevent end))              \
-  X(0, CUresult, cuEventElapsedTime, (float* ms, CUevent start, CUevent end))                 \
-  X(1, CUresult, cuModuleLoadData, (CUmodule* module, const void* image))                     \
-  X(1, CUresult, cuModuleUnload, (CUmodule module))                                           \
-  X(1, CUresult, cuModuleGetFunction, (CUfunction* fn, CUmodule module, const char* name))    \
-  X(1, CUresult, cuFuncGetAttribute, (int* value, CUfunction_attribute attrib, CUfunction fn)) \
-  X(1, CUresult, cuFuncSetAttribute, (CUfunction fn, CUfunction_attribute attrib, int value)) \
-  X(1, CUresult, cuLaunchKernel,                                                              \
+  X(1, 1, CUresult, cuStreamCreate, hipStreamCreateWithFlags,                                 \
+    (CUstream* stream, unsigned int flags))                                                   \
+  X(1, 1, CUresult, cuStreamDestroy_v2, hipStreamDestroy, (CUstream stream))                  \
+  X(1, 1, CUresult, cuStreamSynchronize, hipStreamSynchronize, (CUstream stream))             \
+  X(1, 1, CUresult, cuStreamQuery, hipStreamQuery, (CUstream stream))                         \
+  X(1, 1, CUresult, cuEventCreate, hipEventCreateWithFlags,                                   \
+    (CUevent* event, unsigned int flags))                                                     \
+  X(1, 1, CUresult, cuEventDestroy_v2, hipEventDestroy, (CUevent event))                      \
+  X(1, 1, CUresult, cuEventRecord, hipEventRecord, (CUevent event, CUstream stream))          \
+  X(1, 1, CUresult, cuEventSynchronize, hipEventSynchronize, (CUevent event))                 \
+  X(1, 1, CUresult, cuEventQuery, hipEventQuery, (CUevent event))                             \
+  X(0, 0, CUresult, cuEventElapsedTime_v2, LK_NO_HIP, (float* ms, CUevent start, CUevent end)) \
+  X(0, 0, CUresult, cuEventElapsedTime, hipEventElapsedTime,                                  \
+    (float* ms, CUevent start, CUevent end))                                                  \
+  X(1, 1, CUresult, cuModuleLoadData, hipModuleLoadData,                                      \
+    (CUmodule* module, const void* image))                                                    \
+  X(1, 1, CUresult, cuModuleUnload, hipModuleUnload, (CUmodule module))                       \
+  X(1, 1, CUresult, cuModuleGetFunction, hipModuleGetFunction,                                \
+    (CUfunction* fn, CUmodule module, const char* name))                                      \
+  X(1, 0, CUresult, cuFuncGetAttribute, hipFuncGetAttribute,                                  \
+    (int* value, CUfunction_attribute attrib, CUfunction fn))                                 \
+  X(1, 0, CUresult, cuFuncSetAttribute, LK_NO_HIP,                                            \
+    (CUfunction fn, CUfunction_attribute attrib, int value))                                  \
+  X(1, 1, CUresult, cuLaunchKernel, hipModuleLaunchKernel,                                    \
     (CUfunction fn, unsigned int grid_x, unsigned int grid_y, unsigned int grid_z,            \
      unsigned int block_x, unsigned int block_y, unsigned int block_z,                        \
      unsigned int shared_mem_bytes, CUstream stream, void** params, void** extra))
 
 #define LK_NVRTC_SYMBOLS(X)                                                                   \
-  X(1, const char*, nvrtcGetErrorString, (nvrtcResult result))                                \
-  X(1, nvrtcResult, nvrtcVersion, (int* major, int* minor))                                   \
-  X(0, nvrtcResult, nvrtcGetNumSupportedArchs, (int* count))                                  \
-  X(0, nvrtcResult, nvrtcGetSupportedArchs, (int* archs))                                     \
-  X(1, nvrtcResult, nvrtcCreateProgram,                                                       \
+  X(1, 1, const char*, nvrtcGetErrorString, hiprtcGetErrorString, (nvrtcResult result))       \
+  X(1, 1, nvrtcResult, nvrtcVersion, hiprtcVersion, (int* major, int* minor))                 \
+  X(0, 0, nvrtcResult, nvrtcGetNumSupportedArchs, LK_NO_HIP, (int* count))                    \
+  X(0, 0, nvrtcResult, nvrtcGetSupportedArchs, LK_NO_HIP, (int* archs))                       \
+  X(1, 1, nvrtcResult, nvrtcCreateProgram, hiprtcCreateProgram,                               \
     (nvrtcProgram* prog, const char* src, const char* name, int num_headers,                  \
      const char* const* headers, const char* const* include_names))                           \
-  X(1, nvrtcResult, nvrtcDestroyProgram, (nvrtcProgram* prog))                                \
-  X(1, nvrtcResult, nvrtcCompileProgram,                                                      \
+  X(1, 1, nvrtcResult, nvrtcDestroyProgram, hiprtcDestroyProgram, (nvrtcProgram* prog))       \
+  X(1, 1, nvrtcResult, nvrtcCompileProgram, hiprtcCompileProgram,                             \
     (nvrtcProgram prog, int num_options, const char* const* options))                         \
-  X(1, nvrtcResult, nvrtcGetProgramLogSize, (nvrtcProgram prog, size_t* size))                \
-  X(1, nvrtcResult, nvrtcGetProgramLog, (nvrtcProgram prog, char* log))                       \
-  X(1, nvrtcResult, nvrtcGetPTXSize, (nvrtcProgram prog, size_t* size))                       \
-  X(1, nvrtcResult, nvrtcGetPTX, (nvrtcProgram prog, char* ptx))                              \
-  X(0, nvrtcResult, nvrtcGetCUBINSize, (nvrtcProgram prog, size_t* size))                     \
-  X(0, nvrtcResult, nvrtcGetCUBIN, (nvrtcProgram prog, char* cubin))
+  X(1, 1, nvrtcResult, nvrtcGetProgramLogSize, hiprtcGetProgramLogSize,                       \
+    (nvrtcProgram prog, size_t* size))                                                        \
+  X(1, 1, nvrtcResult, nvrtcGetProgramLog, hiprtcGetProgramLog,                               \
+    (nvrtcProgram prog, char* log))                                                           \
+  X(1, 0, nvrtcResult, nvrtcGetPTXSize, LK_NO_HIP, (nvrtcProgram prog, size_t* size))         \
+  X(1, 0, nvrtcResult, nvrtcGetPTX, LK_NO_HIP, (nvrtcProgram prog, char* ptx))                \
+  X(0, 1, nvrtcResult, nvrtcGetCUBINSize, hiprtcGetCodeSize,                                  \
+    (nvrtcProgram prog, size_t* size))                                                        \
+  X(0, 1, nvrtcResult, nvrtcGetCUBIN, hiprtcGetCode, (nvrtcProgram prog, char* cubin))
 
 #endif

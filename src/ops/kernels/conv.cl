@@ -121,3 +121,15 @@ __kernel void conv_bias_grad(__global const conv_t* restrict g, long g_off, long
         acc += CONV_LOAD(g[g_off + n * gs0 + co * gs1 + oh * gs2 + ow * gs3]);
   gb[gb_off + co * gbs0] = CONV_STORE(acc);
 }
+
+/* dst = src for 4-d views of one shape (raw element copy).  Launch
+ * (d3, d2, d0 * d1). */
+__kernel void conv_copy4d(__global const conv_t* restrict src, long s_off, long ss0, long ss1,
+                          long ss2, long ss3, __global conv_t* restrict dst, long d_off, long ds0,
+                          long ds1, long ds2, long ds3, long d1, long d2, long d3, long n01) {
+  const long i3 = (long)get_global_id(0), i2 = (long)get_global_id(1), i01 = (long)get_global_id(2);
+  if (i3 >= d3 || i2 >= d2 || i01 >= n01) return;
+  const long i0 = i01 / d1, i1 = i01 % d1;
+  dst[d_off + i0 * ds0 + i1 * ds1 + i2 * ds2 + i3 * ds3] =
+      src[s_off + i0 * ss0 + i1 * ss1 + i2 * ss2 + i3 * ss3];
+}

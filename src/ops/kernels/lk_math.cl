@@ -26,8 +26,10 @@
  *   erf:   |x| < 1: x + x G(x^2); |x| >= 1: 1 - e^(-x^2) R(x)
  *          (e^(-x^2) from the double-word x^2);
  * the polynomials are near-minimax fits (Chebyshev interpolants) made for
- * this library.  Measured accuracy: tests/test_numerics.c (<= 2 ulp for
- * the float functions, pow <= 3).
+ * this library.  Measured max errors (float over all 2^32 inputs / double
+ * sweeps): exp 0.59/0.57 ulp, log 0.50/0.50, log1p 0.50/0.50, expm1
+ * 0.82/0.71, tanh 0.76/0.65, erf 1.04/0.94, pow 0.61/0.95 (sweeps);
+ * tests/test_numerics.c requires <= 2 ulp (pow <= 3) on every device.
  *
  * Also: IEEE half and bfloat16 conversions (round to nearest even), the
  * Philox-4x32-10 counter-based generator, and the LK_EXPF(x) ... macros
