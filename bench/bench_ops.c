@@ -19,8 +19,9 @@
  * Timing: after a warm-up, --reps repetitions (default 11; 7 for n = 2048,
  * 5 for n = 4096), LightOS and the baseline interleaved; the median.  The
  * ratio column is LightOS / baseline throughput (for GEMM the median of the
- * ratios of back-to-back pairs, which a busy machine disturbs less).  A missed target is marked
- * MISSED; the exit status is 0 unless a result was wrong or a call failed.
+ * ratios of back-to-back pairs, which a busy machine disturbs less).  A
+ * missed target is marked MISSED; the exit status is 0 unless a result was
+ * wrong or a call failed.
  */
 #define _GNU_SOURCE 1
 
@@ -77,15 +78,15 @@ static void* xmalloc(size_t n) {
 
 static int failures;
 
-#define CHECK(call)                                                                    \
-  do {                                                                                 \
-    lightos_status_t s_ = (call);                                                      \
-    if (s_) {                                                                          \
-      fprintf(stderr, "bench_ops: %s failed: %s (%s)\n", #call,                        \
-              lightos_status_string(s_), lightos_last_error()->message);               \
-      failures++;                                                                      \
-      goto fail;                                                                       \
-    }                                                                                  \
+#define CHECK(call)                                                                        \
+  do {                                                                                     \
+    lightos_status_t s_ = (call);                                                          \
+    if (s_) {                                                                              \
+      fprintf(stderr, "bench_ops: %s failed: %s (%s)\n", #call, lightos_status_string(s_), \
+              lightos_last_error()->message);                                              \
+      failures++;                                                                          \
+      goto fail;                                                                           \
+    }                                                                                      \
   } while (0)
 
 /* ---- the table ---------------------------------------------------------- */
@@ -93,11 +94,11 @@ static int failures;
 typedef struct row {
   char bench[64];
   char size[32];
-  const char* unit;  /* of lk / base */
+  const char* unit; /* of lk / base */
   const char* base_name;
-  double lk, base;   /* throughput; NAN: not measured */
-  double ratio;      /* lk/base when measured pairwise; NAN: lk / base */
-  double target;     /* minimum ratio lk/base; 0: none */
+  double lk, base; /* throughput; NAN: not measured */
+  double ratio;    /* lk/base when measured pairwise; NAN: lk / base */
+  double target;   /* minimum ratio lk/base; 0: none */
   char notes[200];
 } row_t;
 
@@ -105,8 +106,8 @@ typedef struct row {
 static row_t rows[MAX_ROWS];
 static int nrows;
 
-static row_t* add_row(const char* bench, const char* size, const char* unit,
-                      const char* base_name, double target) {
+static row_t* add_row(const char* bench, const char* size, const char* unit, const char* base_name,
+                      double target) {
   row_t* r = &rows[nrows < MAX_ROWS ? nrows++ : MAX_ROWS - 1];
   memset(r, 0, sizeof *r);
   snprintf(r->bench, sizeof r->bench, "%s", bench);
@@ -171,8 +172,8 @@ static void print_table(FILE* f, bool markdown) {
               ratio, tgt, strcmp(st, "MISSED") ? "" : "**", st, strcmp(st, "MISSED") ? "" : "**",
               r->notes);
     else
-      fprintf(f, "%-44s %-18s %14s %26s %7s %8s %7s  %s\n", r->bench, r->size, lk, base, ratio,
-              tgt, st, r->notes);
+      fprintf(f, "%-44s %-18s %14s %26s %7s %8s %7s  %s\n", r->bench, r->size, lk, base, ratio, tgt,
+              st, r->notes);
   }
 }
 
@@ -357,8 +358,8 @@ static double time_memcpy(size_t bytes, int reps) {
   return m;
 }
 
-static void bench_rowop(const opts_t* o, rowop_t op, lightos_context_t ctx, bool det,
-                        int64_t rows_, int64_t cols) {
+static void bench_rowop(const opts_t* o, rowop_t op, lightos_context_t ctx, bool det, int64_t rows_,
+                        int64_t cols) {
   const int reps = o->reps > 0 ? o->reps : 15;
   const size_t bytes = (size_t)(rows_ * cols) * sizeof(float);
   char size[32], name[64];
@@ -449,9 +450,12 @@ int main(int argc, char** argv) {
       const char* w = argv[++i];
       if (!o.only_set) o.do_gemm = o.do_softmax = o.do_layernorm = false;
       o.only_set = true;
-      if (!strcmp(w, "gemm")) o.do_gemm = true;
-      else if (!strcmp(w, "softmax")) o.do_softmax = true;
-      else if (!strcmp(w, "layernorm")) o.do_layernorm = true;
+      if (!strcmp(w, "gemm"))
+        o.do_gemm = true;
+      else if (!strcmp(w, "softmax"))
+        o.do_softmax = true;
+      else if (!strcmp(w, "layernorm"))
+        o.do_layernorm = true;
       else {
         fprintf(stderr, "bench_ops: unknown benchmark '%s' (gemm, softmax, layernorm)\n", w);
         return 2;

@@ -192,6 +192,7 @@ struct lk_cmd {
   struct lk_event* wait_event;
   struct lk_buffer** launch_bufs;  /* buffers a kernel launch uses */
   uint32_t num_launch_bufs;
+  bool inline_arrays;  /* launch_bufs and the launch arrays live in the command's block */
   union {
     /* write: host src -> buf[0]; read: buf[0] -> host dst; copy: buf[1] -> buf[0].
      * dst/src are the resolved addresses (device_ptr + offset, or the host

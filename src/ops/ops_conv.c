@@ -33,7 +33,7 @@ lightos_status_t lk_ops_check_writable(const lightos_tensor_t* t, const char* na
 lightos_status_t lk_ops_device_fp64(lk_context_t* ctx, lightos_dtype_t dt, const char* name);
 
 /* Column matrix budget per chunk, in elements. */
-#define LK_CONV_COL_ELEMS ((int64_t)1 << 24)
+#define LK_CONV_COL_ELEMS ((int64_t)1 << 22)
 
 typedef struct lk_conv_geom {
   int64_t n, c, h, w, cout, kh, kw, oh, ow;
@@ -53,8 +53,8 @@ static lightos_status_t lk_conv_check_dtype(const lightos_tensor_t* t, const cha
 static lightos_status_t lk_conv_check_shape(const lightos_tensor_t* t, const char* name,
                                             uint32_t nd, const int64_t* want) {
   if (t->ndim != nd)
-    return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "conv2d: tensor '%s' has %u dims, expected %u",
-                   name, t->ndim, nd);
+    return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "conv2d: tensor '%s' has %u dims, expected %u", name,
+                   t->ndim, nd);
   for (uint32_t i = 0; i < nd; ++i)
     if (t->shape[i] != want[i]) {
       char ws[96] = "", gs[96] = "";
@@ -125,13 +125,19 @@ static lightos_status_t lk_conv_geometry(const lightos_tensor_t* x, const lighto
       return LK_FAIL(LIGHTOS_INVALID_ARGUMENT,
                      "conv2d: the kernel's %s extent %lld (size %lld, dilation %d) is larger than "
                      "the padded input %s %lld (or the kernel is empty)",
-                     lk_conv_dims[2 + i], (long long)ext[i],
-                     (long long)(i == 0 ? g->kh : g->kw), i == 0 ? g->dh : g->dw,
-                     lk_conv_dims[2 + i], (long long)in[i]);
+                     lk_conv_dims[2 + i], (long long)ext[i], (long long)(i == 0 ? g->kh : g->kw),
+                     i == 0 ? g->dh : g->dw, lk_conv_dims[2 + i], (long long)in[i]);
     outd[i] = (in[i] - ext[i]) / (i == 0 ? g->sh : g->sw) + 1;
   }
   g->oh = outd[0];
   g->ow = outd[1];
+  /* The kernels do spatial index arithmetic in int. */
+  if (in[0] > INT32_MAX / 2 || in[1] > INT32_MAX / 2 || ext[0] > INT32_MAX / 2 ||
+      ext[1] > INT32_MAX / 2)
+    return LK_FAIL(LIGHTOS_UNSUPPORTED,
+                   "conv2d: spatial sizes (padded input %lld x %lld, kernel extent %lld x %lld) "
+                   "must stay below 2^30",
+                   (long long)in[0], (long long)in[1], (long long)ext[0], (long long)ext[1]);
   return LIGHTOS_SUCCESS;
 }
 
@@ -148,8 +154,8 @@ static lightos_status_t lk_conv_kernel(lk_context_t* ctx, lightos_dtype_t dt, co
                                        lk_conv_args_t* a) {
   memset(a, 0, sizeof *a);
   a->elem = lk_dtype_bytes(dt);
-  const char* opt = dt == LIGHTOS_DTYPE_F64   ? "-DCONV_F64"
-                    : dt == LIGHTOS_DTYPE_F16 ? "-DCONV_F16"
+  const char* opt = dt == LIGHTOS_DTYPE_F64    ? "-DCONV_F64"
+                    : dt == LIGHTOS_DTYPE_F16  ? "-DCONV_F16"
                     : dt == LIGHTOS_DTYPE_BF16 ? "-DCONV_BF16"
                                                : "-DCONV_F32";
   const bool half = dt == LIGHTOS_DTYPE_F16 || dt == LIGHTOS_DTYPE_BF16;
@@ -258,13 +264,13 @@ static lightos_status_t lk_conv_copy(lk_queue_t* q, const lightos_tensor_t* src,
   if (s) return s;
   ca_tensor(&a, src, 4);
   ca_tensor(&a, dst, 4);
+  const int64_t rows = src->shape[0] * src->shape[1] * src->shape[2];
   ca_i64(&a, src->shape[1]);
   ca_i64(&a, src->shape[2]);
   ca_i64(&a, src->shape[3]);
-  ca_i64(&a, src->shape[0] * src->shape[1]);
-  const size_t global[3] = {(size_t)src->shape[3], (size_t)src->shape[2],
-                            (size_t)(src->shape[0] * src->shape[1])};
-  return lk_conv_launch(q, &a, 3, global);
+  ca_i64(&a, rows);
+  const size_t global[1] = {src->shape[3] > 0 ? (size_t)rows : 0};
+  return lk_conv_launch(q, &a, 1, global);
 }
 
 /* Images per chunk. */
@@ -309,8 +315,8 @@ static lightos_status_t lk_conv_im2col(lk_queue_t* q, const lightos_tensor_t* x,
   ca_i64(&a, n0);
   ca_i64(&a, nc);
   ca_geom(&a, g);
-  const size_t global[2] = {(size_t)(nc * g->oh * g->ow), (size_t)(g->c * g->kh * g->kw)};
-  return lk_conv_launch(q, &a, 2, global);
+  const size_t global[1] = {(size_t)(g->c * g->kh * g->kw * nc * g->oh)};
+  return lk_conv_launch(q, &a, 1, global);
 }
 
 /* ---- forward ------------------------------------------------------------------ */
@@ -369,11 +375,12 @@ LIGHTOS_API lightos_status_t lightos_op_conv2d(lightos_queue_t queue, const ligh
       ca_tensor(&a, o, 4);
       ca_tensor(&a, bias, 1);
       ca_i64(&a, n0);
+      ca_i64(&a, m);
       ca_i64(&a, g.oh);
       ca_i64(&a, g.ow);
       ca_i64(&a, g.cout);
-      const size_t global[3] = {(size_t)ohw, (size_t)g.cout, (size_t)m};
-      if ((s = lk_conv_launch(q, &a, 3, global))) goto done;
+      const size_t global[1] = {(size_t)(m * g.cout * g.oh)};
+      if ((s = lk_conv_launch(q, &a, 1, global))) goto done;
     }
     /* out[n] = W @ col[:, n*OHW .. +OHW] for the chunk's images. */
     const int64_t bsh[3] = {m, ckk, ohw}, bst[3] = {ohw, m * ohw, 1};
@@ -393,14 +400,13 @@ done:
 
 /* ---- backward ----------------------------------------------------------------- */
 
-LIGHTOS_API lightos_status_t lightos_op_conv2d_backward(
-    lightos_queue_t queue, const lightos_tensor_t* x, const lightos_tensor_t* weight,
-    const lightos_tensor_t* grad_out, const lightos_conv2d_params_t* p,
-    const lightos_tensor_t* grad_x, const lightos_tensor_t* grad_weight,
-    const lightos_tensor_t* grad_bias) {
+LIGHTOS_API lightos_status_t
+lightos_op_conv2d_backward(lightos_queue_t queue, const lightos_tensor_t* x,
+                           const lightos_tensor_t* weight, const lightos_tensor_t* grad_out,
+                           const lightos_conv2d_params_t* p, const lightos_tensor_t* grad_x,
+                           const lightos_tensor_t* grad_weight, const lightos_tensor_t* grad_bias) {
   if (!x) return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "conv2d_backward: tensor 'x' is NULL");
-  if (!weight)
-    return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "conv2d_backward: tensor 'weight' is NULL");
+  if (!weight) return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "conv2d_backward: tensor 'weight' is NULL");
   if (!grad_out)
     return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "conv2d_backward: tensor 'grad_out' is NULL");
   const lightos_tensor_t* ts[6] = {x, weight, grad_out, grad_x, grad_weight, grad_bias};
@@ -466,8 +472,8 @@ LIGHTOS_API lightos_status_t lightos_op_conv2d_backward(
       ca_i64(&a, g.oh);
       ca_i64(&a, g.ow);
       ca_i64(&a, g.cout);
-      const size_t pglobal[2] = {(size_t)np, (size_t)g.cout};
-      if ((s = lk_conv_launch(q, &a, 2, pglobal))) goto done;
+      const size_t pglobal[1] = {(size_t)(g.cout * m * g.oh)};
+      if ((s = lk_conv_launch(q, &a, 1, pglobal))) goto done;
       const int64_t gpsh[2] = {g.cout, np}, gpst[2] = {np, 1};
       const lightos_tensor_t gpv = lk_conv_view(&gp, 0, 2, gpsh, gpst);
       const int64_t csh[2] = {ckk, np}, cst[2] = {np, 1};
@@ -475,8 +481,7 @@ LIGHTOS_API lightos_status_t lightos_op_conv2d_backward(
         if ((s = lk_conv_im2col(q, x, &g, &col, n0, m))) goto done;
         const lightos_tensor_t cv = lk_conv_view(&col, 0, 2, csh, cst);
         /* gW (+)= gp @ col^T */
-        if ((s = lightos_op_gemm(LK_HANDLE(q), false, true, 1.0, &gpv, &cv, n0 ? 1.0 : 0.0,
-                                 &gwm)))
+        if ((s = lightos_op_gemm(LK_HANDLE(q), false, true, 1.0, &gpv, &cv, n0 ? 1.0 : 0.0, &gwm)))
           goto done;
       }
       if (grad_x) {
@@ -489,8 +494,8 @@ LIGHTOS_API lightos_status_t lightos_op_conv2d_backward(
         ca_i64(&a, n0);
         ca_i64(&a, m);
         ca_geom(&a, &g);
-        const size_t xglobal[3] = {(size_t)g.w, (size_t)g.h, (size_t)(m * g.c)};
-        if ((s = lk_conv_launch(q, &a, 3, xglobal))) goto done;
+        const size_t xglobal[1] = {(size_t)(m * g.c * g.h)};
+        if ((s = lk_conv_launch(q, &a, 1, xglobal))) goto done;
       }
     }
     if (gwtmp.buffer && (s = lk_conv_copy(q, &gwtmp, grad_weight))) goto done;

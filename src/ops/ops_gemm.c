@@ -70,8 +70,8 @@ static lightos_status_t lk_gemm_validate(bool trans_a, bool trans_b, const light
   for (int i = 0; i < 2; ++i)
     if (ts[i]->dtype != c->dtype)
       return LK_FAIL(LIGHTOS_INVALID_ARGUMENT,
-                     "gemm: tensor '%s' is %s but 'c' is %s; a, b and c need one dtype",
-                     names[i], lightos_dtype_name(ts[i]->dtype), lightos_dtype_name(c->dtype));
+                     "gemm: tensor '%s' is %s but 'c' is %s; a, b and c need one dtype", names[i],
+                     lightos_dtype_name(ts[i]->dtype), lightos_dtype_name(c->dtype));
   p->dtype = c->dtype;
   p->elem = lk_dtype_bytes(c->dtype);
 
@@ -88,10 +88,9 @@ static lightos_status_t lk_gemm_validate(bool trans_a, bool trans_b, const light
                    (long long)am, (long long)ak, (int)trans_a, (long long)bk, (long long)bnn,
                    (int)trans_b);
   if (c->shape[cn - 2] != am || c->shape[cn - 1] != bnn)
-    return LK_FAIL(LIGHTOS_INVALID_ARGUMENT,
-                   "gemm: 'c' is %lld x %lld but op(a) @ op(b) is %lld x %lld",
-                   (long long)c->shape[cn - 2], (long long)c->shape[cn - 1], (long long)am,
-                   (long long)bnn);
+    return LK_FAIL(
+        LIGHTOS_INVALID_ARGUMENT, "gemm: 'c' is %lld x %lld but op(a) @ op(b) is %lld x %lld",
+        (long long)c->shape[cn - 2], (long long)c->shape[cn - 1], (long long)am, (long long)bnn);
   p->m = am;
   p->n = bnn;
   p->k = ak;
@@ -161,8 +160,8 @@ static lightos_status_t lk_gemm_validate(bool trans_a, bool trans_b, const light
  * element offsets of that index. */
 typedef lightos_status_t (*lk_gemm_visit_fn)(void* ctx, int64_t da, int64_t db, int64_t dc);
 
-static lightos_status_t lk_gemm_for_outer(const lk_gemm_plan_t* p, int outer,
-                                          lk_gemm_visit_fn fn, void* ctx) {
+static lightos_status_t lk_gemm_for_outer(const lk_gemm_plan_t* p, int outer, lk_gemm_visit_fn fn,
+                                          void* ctx) {
   int64_t idx[LIGHTOS_MAX_DIMS] = {0};
   for (;;) {
     int64_t da = 0, db = 0, dc = 0;
@@ -329,30 +328,25 @@ typedef struct lk_gemm_tiles {
 } lk_gemm_tiles_t;
 
 /* Tile sizes by device type.  CPU: big block tiles staged with vector
- * copies, 4 x 16 (f32) / 4 x 8 (f64) register blocks that the C compiler
- * keeps in vector registers.  GPU: classic SGEMM tiling, 128 x 128 blocks,
- * k step 16, 8 x 8 per work-item (two 4-wide strips per direction: 16-byte
- * local loads, no bank conflicts), 256 work-items, the next k step fetched
- * into registers during the arithmetic of the current one; 128 x 64 blocks
- * when 128 x 128 ones would leave compute units idle, 64 x 64 where
- * work-groups are small.  The staging order is then a build constant.
- * (Measured on an H100 with the kernel compiled as CUDA: 68-69% of cuBLAS
- * SGEMM for n = 2048 .. 8192, 74% at n = 1024 with the 128 x 64 blocks.) */
-static lk_gemm_tiles_t lk_gemm_pick_tiles(const lightos_device_info_t* info, lightos_dtype_t dt,
-                                          const lk_gemm_plan_t* p, int64_t batch) {
+ * copies (64 rows when M is small), 4 x 16 (f32) / 4 x 8 (f64) register
+ * blocks that the C compiler keeps in vector registers.  GPU: classic SGEMM tiling, 128 x 128
+ * blocks, k step 16, 8 x 8 per work-item (two 4-wide strips per direction: 16-byte local loads, no
+ * bank conflicts), 256 work-items, the next k step fetched into registers during the arithmetic of
+ * the current one; 128 x 64 blocks when 128 x 128 ones would leave compute units idle, 64 x 64
+ * where work-groups are small.  The staging order is then a build constant. (Measured on an H100
+ * with the kernel compiled as CUDA: 68-69% of cuBLAS SGEMM for n = 2048 .. 8192, 74% at n = 1024
+ * with the 128 x 64 blocks.) */
+static lk_gemm_tiles_t lk_gemm_pick_tiles0(const lightos_device_info_t* info, lightos_dtype_t dt,
+                                           const lk_gemm_plan_t* p, int64_t batch) {
   const char* env = getenv("LIGHTOS_GEMM_TILES");
   bool gpu = info->type != LIGHTOS_DEVICE_TYPE_CPU;
   if (env && !strcmp(env, "gpu")) gpu = true;
   if (env && !strcmp(env, "cpu")) gpu = false;
   const bool f64 = dt == LIGHTOS_DTYPE_F64;
-  lk_gemm_tiles_t t;
-  if (!gpu) {
-    if (f64)
-      t = (lk_gemm_tiles_t){64, 64, 128, 4, 8, 4, 8, 1, 1, 0, 0};
-    else
-      t = (lk_gemm_tiles_t){128, 64, 128, 4, 16, 4, 16, 1, 1, 0, 0};
-    return t;
-  }
+  if (!gpu)
+    return f64 || p->m <= 64
+               ? (lk_gemm_tiles_t){64, 64, 128, 4, f64 ? 8 : 16, 4, f64 ? 8 : 16, 1, 1, 0, 0}
+               : (lk_gemm_tiles_t){128, 64, 128, 4, 16, 4, 16, 1, 1, 0, 0};
   const bool big = info->max_work_group_size >= 256;
   if (f64)
     return big ? (lk_gemm_tiles_t){64, 64, 8, 4, 4, 4, 4, 0, 0, 2, 1}
@@ -364,6 +358,18 @@ static lk_gemm_tiles_t lk_gemm_pick_tiles(const lightos_device_info_t* info, lig
   return (lk_gemm_tiles_t){128, 128, 16, 8, 8, 4, 4, 0, 0, 4, 1};
 }
 
+/* The tiles, with the k step halved until the local tiles fit the device's
+ * local memory. */
+static lk_gemm_tiles_t lk_gemm_pick_tiles(const lightos_device_info_t* info, lightos_dtype_t dt,
+                                          const lk_gemm_plan_t* p, int64_t batch) {
+  lk_gemm_tiles_t t = lk_gemm_pick_tiles0(info, dt, p, batch);
+  const uint64_t acc = dt == LIGHTOS_DTYPE_F64 ? 8 : 4;
+  while (t.bk > 8 &&
+         (uint64_t)t.bk * (uint64_t)(t.bm + t.bn + 2 * t.pad) * acc > info->local_mem_bytes)
+    t.bk /= 2;
+  return t;
+}
+
 typedef struct lk_gemm_portable {
   lk_queue_t* q;
   const lk_gemm_plan_t* p;
@@ -371,7 +377,7 @@ typedef struct lk_gemm_portable {
   const lightos_tensor_t *a, *b, *c;
   lk_gemm_tiles_t t;
   uint64_t alpha_bits, beta_bits;
-  int inner; /* batch dims the launch takes (0, 1 or 2) */
+  int inner;            /* batch dims the launch takes (0, 1 or 2) */
   int a_kfast, b_nfast; /* staging order: along the unit (else smaller) stride */
 } lk_gemm_portable_t;
 
@@ -397,10 +403,10 @@ static lightos_status_t lk_gemm_launch(void* ctx, int64_t da, int64_t db, int64_
   }
   uint32_t i = 0;
   lightos_status_t s = LIGHTOS_SUCCESS;
-#define LK_ARG(call) \
-  do {               \
+#define LK_ARG(call)    \
+  do {                  \
     if (!s) s = (call); \
-    ++i;             \
+    ++i;                \
   } while (0)
   LK_ARG(lightos_kernel_set_arg_buffer(k, i, pt->a->buffer));
   LK_ARG(lightos_kernel_set_arg_buffer(k, i, pt->b->buffer));
@@ -408,7 +414,7 @@ static lightos_status_t lk_gemm_launch(void* ctx, int64_t da, int64_t db, int64_
   LK_ARG(lightos_kernel_set_arg_i32(k, i, (int32_t)p->m));
   LK_ARG(lightos_kernel_set_arg_i32(k, i, (int32_t)p->n));
   LK_ARG(lightos_kernel_set_arg_i32(k, i, (int32_t)p->k));
-  const int64_t longs[9] = {p->a_off + da, p->a_sm, p->a_sk, p->b_off + db, p->b_sk,
+  const int64_t longs[9] = {p->a_off + da, p->a_sm,       p->a_sk, p->b_off + db, p->b_sk,
                             p->b_sn,       p->c_off + dc, p->c_sm, p->c_sn};
   for (int j = 0; j < 9; ++j) LK_ARG(lightos_kernel_set_arg_i64(k, i, longs[j]));
   LK_ARG(lightos_kernel_set_arg_i32(k, i, (int32_t)nb1));
@@ -452,7 +458,8 @@ static lightos_status_t lk_gemm_portable(lk_queue_t* q, const lk_gemm_plan_t* p,
   for (int d = p->nb - pt.inner; d < p->nb; ++d) inner_batch *= p->bshape[d];
   pt.t = lk_gemm_pick_tiles(info, p->dtype, p, inner_batch);
   if (inner_batch > INT_MAX)
-    return LK_FAIL(LIGHTOS_UNSUPPORTED, "gemm: %lld batched matrices in one launch (at most 2^31-1)",
+    return LK_FAIL(LIGHTOS_UNSUPPORTED,
+                   "gemm: %lld batched matrices in one launch (at most 2^31-1)",
                    (long long)inner_batch);
   /* K == 0: C = beta * C, exactly as alpha == 0. */
   const double al = p->k == 0 ? 0.0 : alpha;
@@ -468,8 +475,8 @@ static lightos_status_t lk_gemm_portable(lk_queue_t* q, const lk_gemm_plan_t* p,
     pt.beta_bits = ub;
   }
 
-  const char* dt = p->dtype == LIGHTOS_DTYPE_F64   ? "F64"
-                   : p->dtype == LIGHTOS_DTYPE_F16 ? "F16"
+  const char* dt = p->dtype == LIGHTOS_DTYPE_F64    ? "F64"
+                   : p->dtype == LIGHTOS_DTYPE_F16  ? "F16"
                    : p->dtype == LIGHTOS_DTYPE_BF16 ? "BF16"
                                                     : "F32";
   /* Staging order: along the unit (else the smaller) stride. */

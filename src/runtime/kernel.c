@@ -265,11 +265,6 @@ static lightos_status_t lk_check_range_args(const lk_kernel_t* k, const lightos_
 static lightos_status_t lk_capture_args(lk_kernel_t* k, const lightos_device_info_t* in, lk_cmd_t* c) {
   uint32_t n = k->sig->num_args;
   c->u.launch.num_args = n;
-  c->u.launch.values = calloc(n ? n : 1, sizeof(lk_arg_value_t));
-  c->u.launch.arg_ptrs = calloc(n ? n : 1, sizeof(void*));
-  c->u.launch.mems = calloc(n ? n : 1, sizeof(lk_hal_arg_mem_t));
-  if (!c->u.launch.values || !c->u.launch.arg_ptrs || !c->u.launch.mems)
-    return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for kernel arguments");
   size_t local_total = 0;
   for (uint32_t i = 0; i < n; ++i) {
     const lk_kernel_arg_t* a = &k->args[i];
@@ -313,8 +308,25 @@ LIGHTOS_API lightos_status_t lightos_enqueue_kernel(lightos_queue_t queue, light
                    "kernel '%s' belongs to another context (%s) than the queue (%s)", k->sig->name,
                    k->program->context->device->hal->info.uri, q->context->device->hal->info.uri);
   const lightos_device_info_t* in = &q->context->device->hal->info;
-  lk_cmd_t* c = lk_cmd_new(LK_CMD_KERNEL);
+  /* One allocation per launch: the command, then its argument arrays and
+   * the list of buffers it keeps alive (the dispatch path stays short). */
+  uint32_t n = k->sig->num_args, nb = 0;
+  for (uint32_t i = 0; i < n; ++i) nb += k->args[i].buffer != NULL;
+  size_t head = lk_align_up(sizeof(lk_cmd_t), 16);
+  size_t bytes = head + n * (sizeof(lk_arg_value_t) + sizeof(void*) + sizeof(lk_hal_arg_mem_t)) +
+                 nb * sizeof(lk_buffer_t*);
+  lk_cmd_t* c = calloc(1, bytes);
   if (!c) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for a command");
+  c->kind = LK_CMD_KERNEL;
+  c->inline_arrays = true;
+  char* at = (char*)c + head;
+  c->u.launch.values = (lk_arg_value_t*)(void*)at;
+  at += n * sizeof(lk_arg_value_t);
+  c->u.launch.arg_ptrs = (void**)(void*)at;
+  at += n * sizeof(void*);
+  c->u.launch.mems = (lk_hal_arg_mem_t*)(void*)at;
+  at += n * sizeof(lk_hal_arg_mem_t);
+  c->launch_bufs = (lk_buffer_t**)(void*)at;
   lightos_status_t s = lk_check_range_args(k, in, work_dim, global_size, local_size, c);
   if (!s) s = lk_capture_args(k, in, c);
   if (s) {
@@ -325,20 +337,10 @@ LIGHTOS_API lightos_status_t lightos_enqueue_kernel(lightos_queue_t queue, light
   c->kernel = k;
   c->u.launch.hal_kernel = k->hal_kernel;
   c->u.launch.uses_item_blocks = k->sig->uses_item_blocks;
-  c->launch_bufs = NULL;
-  uint32_t nb = 0;
-  for (uint32_t i = 0; i < k->sig->num_args; ++i) nb += k->args[i].buffer != NULL;
-  if (nb) {
-    c->launch_bufs = calloc(nb, sizeof *c->launch_bufs);
-    if (!c->launch_bufs) {
-      lk_cmd_free_unsubmitted(c);
-      return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for kernel arguments");
+  for (uint32_t i = 0; i < n; ++i)
+    if (k->args[i].buffer) {
+      lk_object_ref(&k->args[i].buffer->obj);
+      c->launch_bufs[c->num_launch_bufs++] = k->args[i].buffer;
     }
-    for (uint32_t i = 0; i < k->sig->num_args; ++i)
-      if (k->args[i].buffer) {
-        lk_object_ref(&k->args[i].buffer->obj);
-        c->launch_bufs[c->num_launch_bufs++] = k->args[i].buffer;
-      }
-  }
   return lk_queue_submit(q, c, out_event);
 }

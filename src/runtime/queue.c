@@ -98,8 +98,9 @@ static void lk_cmd_drop_refs(lk_cmd_t* c) {
   if (c->kernel) lk_object_unref(&c->kernel->obj);
   if (c->wait_event) lk_object_unref(&c->wait_event->obj);
   for (uint32_t i = 0; i < c->num_launch_bufs; ++i) lk_object_unref(&c->launch_bufs[i]->obj);
-  free(c->launch_bufs);
   if (c->kind == LK_CMD_HOST) free(c->u.host.arg);
+  if (c->inline_arrays) return;
+  free(c->launch_bufs);
   if (c->kind == LK_CMD_KERNEL) {
     free(c->u.launch.values);
     free(c->u.launch.arg_ptrs);

@@ -31,15 +31,15 @@ typedef void (*lk_cblas_sgemm_fn)(int order, int trans_a, int trans_b, int m, in
                                   float alpha, const float* a, int lda, const float* b, int ldb,
                                   float beta, float* c, int ldc);
 typedef void (*lk_cblas_dgemm_fn)(int order, int trans_a, int trans_b, int m, int n, int k,
-                                  double alpha, const double* a, int lda, const double* b,
-                                  int ldb, double beta, double* c, int ldc);
+                                  double alpha, const double* a, int lda, const double* b, int ldb,
+                                  double beta, double* c, int ldc);
 typedef int (*lk_openblas_get_num_threads_fn)(void);
 typedef void (*lk_openblas_set_num_threads_fn)(int n);
 
 /* The symbols used: X(required, type, name). */
-#define LK_CPU_BLAS_SYMBOLS(X)                                      \
-  X(true, lk_cblas_sgemm_fn, cblas_sgemm)                           \
-  X(true, lk_cblas_dgemm_fn, cblas_dgemm)                           \
+#define LK_CPU_BLAS_SYMBOLS(X)                                       \
+  X(true, lk_cblas_sgemm_fn, cblas_sgemm)                            \
+  X(true, lk_cblas_dgemm_fn, cblas_dgemm)                            \
   X(false, lk_openblas_get_num_threads_fn, openblas_get_num_threads) \
   X(false, lk_openblas_set_num_threads_fn, openblas_set_num_threads)
 
@@ -64,8 +64,8 @@ unsigned long long lk_cpu_blas_call_count(void) { return atomic_load(&lk_blas_ca
 static bool lk_cpu_blas_bind(void* lib, lk_cpu_blas_t* t) {
   memset(t, 0, sizeof *t);
   t->lib = lib;
-#define LK_X(req, type, sym)                            \
-  t->sym = (type)lk_dynlib_sym(lib, #sym);              \
+#define LK_X(req, type, sym)               \
+  t->sym = (type)lk_dynlib_sym(lib, #sym); \
   if ((req) && !t->sym) return false;
   LK_CPU_BLAS_SYMBOLS(LK_X)
 #undef LK_X
@@ -122,8 +122,8 @@ static lightos_status_t lk_cpu_gemm_run(void* arg) {
       const double* a = (const double*)(void*)j->a + i * g->a_batch_stride;
       const double* b = (const double*)(void*)j->b + i * g->b_batch_stride;
       double* c = (double*)(void*)j->c + i * g->c_batch_stride;
-      lk_blas.cblas_dgemm(LK_CBLAS_ROW_MAJOR, ta, tb, (int)g->m, (int)g->n, (int)g->k, g->alpha,
-                          a, (int)g->lda, b, (int)g->ldb, g->beta, c, (int)g->ldc);
+      lk_blas.cblas_dgemm(LK_CBLAS_ROW_MAJOR, ta, tb, (int)g->m, (int)g->n, (int)g->k, g->alpha, a,
+                          (int)g->lda, b, (int)g->ldb, g->beta, c, (int)g->ldc);
     }
   }
   return LIGHTOS_SUCCESS;
@@ -149,6 +149,10 @@ static char* lk_cpu_host_addr(const lk_hal_mem_t* mem, size_t off) {
 lightos_status_t lk_cpu_native_gemm(lk_hal_queue_t* queue, const lk_hal_gemm_t* g,
                                     lk_cmd_t* keep_alive) {
   if (g->dtype != LIGHTOS_DTYPE_F32 && g->dtype != LIGHTOS_DTYPE_F64) return LIGHTOS_UNSUPPORTED;
+  /* alpha == 0 must not read A and B (BLAS semantics: NaNs there stay out
+   * of C); some OpenBLAS versions compute 0 * NaN anyway (seen with 0.3.26),
+   * so that case takes the portable kernel. */
+  if (g->alpha == 0.0) return LIGHTOS_UNSUPPORTED;
   /* The CBLAS interface takes int sizes: larger problems go portable. */
   if (!lk_fits_int(g->m) || !lk_fits_int(g->n) || !lk_fits_int(g->k) || !lk_fits_int(g->lda) ||
       !lk_fits_int(g->ldb) || !lk_fits_int(g->ldc) || g->batch < 0)

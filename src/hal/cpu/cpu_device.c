@@ -109,10 +109,8 @@ static lightos_status_t lk_cpu_probe(lk_hal_device_t*** out_devices, uint32_t* o
   long ndev = lk_env_long("LIGHTOS_CPU_DEVICES", 1);
   if (ndev < 1) ndev = 1;
   if (ndev > LK_CPU_MAX_DEVICES) ndev = LK_CPU_MAX_DEVICES;
-  long threads = lk_env_long("LIGHTOS_CPU_THREADS", 0);
-  if (threads < 1) threads = (long)(cores / (unsigned)ndev);
-  if (threads < 1) threads = 1;
-  if (threads > 1024) threads = 1024;
+  long fixed = lk_env_long("LIGHTOS_CPU_THREADS", 0);
+  if (fixed > 1024) fixed = 1024;
   long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
   uint64_t mem = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize : (1ull << 30);
 
@@ -125,6 +123,9 @@ static lightos_status_t lk_cpu_probe(lk_hal_device_t*** out_devices, uint32_t* o
       free(list);
       return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory probing the CPU");
     }
+    /* Cores shared out: the first (cores % N) devices get one more. */
+    long threads = fixed >= 1 ? fixed : (long)(cores / (unsigned)ndev) + (i < (long)(cores % (unsigned)ndev));
+    if (threads < 1) threads = 1;
     d->base.vtbl = &lk_cpu_device_vtbl;
     d->threads = (unsigned)threads;
     pthread_mutex_init(&d->pool_lock, NULL);
