@@ -1299,6 +1299,15 @@ static int cpu_devices_child(int whole, int others) {
   }
   LK_CHECK_INT(ncpu, 3);
   /* the other backends' devices are unchanged: the count is 3 + those */
+  if ((int)nd != 3 + others) {
+    for (uint32_t i = 0; i < nd; ++i) {
+      lightos_device_t dd = NULL;
+      lightos_device_info_t ii;
+      if (lightos_device_get(i, &dd) == LIGHTOS_SUCCESS &&
+          lightos_device_get_info(dd, &ii) == LIGHTOS_SUCCESS)
+        fprintf(stderr, "child device %u: %s (%s)\n", i, ii.uri, ii.name);
+    }
+  }
   LK_CHECK_INT(nd, 3 + others);
   uint32_t sum = cu[0] + cu[1] + cu[2], mx = cu[0], mn = cu[0];
   for (int i = 1; i < 3; ++i) {

@@ -182,6 +182,25 @@ static lightos_status_t lk_cl_context_create(lk_hal_device_t* hd, uint32_t flags
 
 static const lk_hal_device_vtbl_t lk_cl_device_vtbl = {.context_create = lk_cl_context_create};
 
+/* LIGHTOS_OPENCL_PLATFORMS=NVIDIA,Intel keeps only platforms whose name
+ * contains one of the words (unset: every platform). */
+static bool lk_cl_platform_wanted(const char* name) {
+  const char* list = getenv("LIGHTOS_OPENCL_PLATFORMS");
+  if (!list || !*list) return true;
+  for (const char* p = list; *p;) {
+    size_t n = strcspn(p, ",");
+    char word[128];
+    if (n > 0 && n < sizeof word) {
+      memcpy(word, p, n);
+      word[n] = '\0';
+      if (strstr(name, word)) return true;
+    }
+    p += n;
+    if (*p == ',') p++;
+  }
+  return false;
+}
+
 static lightos_status_t lk_cl_probe(lk_hal_device_t*** out_devices, uint32_t* out_count,
                                     char* reason, size_t cap) {
   const lk_opencl_api_t* api = lk_opencl_api_get(reason, cap);
@@ -207,6 +226,7 @@ static lightos_status_t lk_cl_probe(lk_hal_device_t*** out_devices, uint32_t* ou
     char pname[128] = "";
     api->clGetPlatformInfo(plats[p], CL_PLATFORM_NAME, sizeof pname, pname, NULL);
     pname[sizeof pname - 1] = '\0';
+    if (!lk_cl_platform_wanted(pname)) continue;
     for (cl_uint i = 0; i < nd && n < LK_CL_MAX_DEVICES; ++i) {
       lk_cl_device_t* d = calloc(1, sizeof *d);
       if (!d) break;
