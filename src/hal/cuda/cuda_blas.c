@@ -546,6 +546,9 @@ lightos_status_t lk_cuda_native_gemm(lk_hal_queue_t* queue, const lk_hal_gemm_t*
     return LIGHTOS_UNSUPPORTED;
   /* NVIDIA only: a HIP device (the same backend code) has no cuBLAS. */
   if (queue->context->device->info.backend != LIGHTOS_BACKEND_CUDA) return LIGHTOS_UNSUPPORTED;
+  /* alpha == 0 must not read A and B (BLAS semantics); cuBLAS 13 computes
+   * 0 * NaN for f16/bf16 (seen on an H200), so that case goes portable. */
+  if (g->alpha == 0.0) return LIGHTOS_UNSUPPORTED;
   lk_cu_context_t* c = (lk_cu_context_t*)queue->context;
   const int cc = c->device->cc_major * 10 + c->device->cc_minor;
   const lk_cublas_api_t* api = lk_cublas_api_get(NULL, 0);
