@@ -663,3 +663,17 @@ LIGHTOS_API lightos_status_t lightos_tensor_expand(const lightos_tensor_t* t, ui
   *out = r;
   return LIGHTOS_SUCCESS;
 }
+
+lightos_status_t lk_tensor_same_shape(const lightos_tensor_t* t, const char* name,
+                                      const lightos_tensor_t* ref, const char* ref_name) {
+  if (t->ndim != ref->ndim)
+    return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "tensor '%s' has %u dims but '%s' has %u", name,
+                   t->ndim, ref_name, ref->ndim);
+  for (uint32_t i = 0; i < t->ndim; ++i)
+    if (t->shape[i] != ref->shape[i])
+      return LK_FAIL(LIGHTOS_INVALID_ARGUMENT,
+                     "tensor '%s' has size %lld in dim %u but '%s' has %lld", name,
+                     (long long)t->shape[i], i, ref_name, (long long)ref->shape[i]);
+  return LIGHTOS_SUCCESS;
+}
+

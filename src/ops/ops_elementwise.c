@@ -101,19 +101,6 @@ static lightos_status_t ew_bcast(const lightos_tensor_t* t, const char* name, ui
   return LIGHTOS_SUCCESS;
 }
 
-static lightos_status_t ew_same_shape(const lightos_tensor_t* t, const char* name,
-                                      const lightos_tensor_t* ref, const char* ref_name) {
-  if (t->ndim != ref->ndim)
-    return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "tensor '%s' has %u dims but '%s' has %u", name,
-                   t->ndim, ref_name, ref->ndim);
-  for (uint32_t i = 0; i < t->ndim; ++i)
-    if (t->shape[i] != ref->shape[i])
-      return LK_FAIL(LIGHTOS_INVALID_ARGUMENT,
-                     "tensor '%s' has size %lld in dim %u but '%s' has %lld", name,
-                     (long long)t->shape[i], i, ref_name, (long long)ref->shape[i]);
-  return LIGHTOS_SUCCESS;
-}
-
 /* Collapses `shape` (ndim dims) with per-operand strides st[k] (nops of
  * them): drops size-1 dims and merges neighbours that are contiguous in
  * every operand.  The flattened order is kept. */
@@ -313,7 +300,7 @@ static lightos_status_t ew_unary_common(lightos_queue_t queue, lightos_unary_op_
     if (ts[i]->dtype != out->dtype)
       return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "tensor '%s' is %s but '%s' is %s", names[i],
                      lightos_dtype_name(ts[i]->dtype), oname, lightos_dtype_name(out->dtype));
-    if ((s = ew_same_shape(ts[i], names[i], out, oname))) return s;
+    if ((s = lk_tensor_same_shape(ts[i], names[i], out, oname))) return s;
   }
   lightos_dtype_t dt = out->dtype;
   bool int_ok = op == LIGHTOS_UNARY_NEG || op == LIGHTOS_UNARY_ABS || op == LIGHTOS_UNARY_RELU;
@@ -361,7 +348,7 @@ static lightos_status_t ew_copy_common(lightos_queue_t queue, const lightos_tens
                    "tensor 'x' is %s but 'out' is %s (contiguous copies one dtype; use "
                    "lightos_op_cast)",
                    lightos_dtype_name(x->dtype), lightos_dtype_name(out->dtype));
-  if ((s = ew_same_shape(x, "x", out, "out"))) return s;
+  if ((s = lk_tensor_same_shape(x, "x", out, "out"))) return s;
   ew_view_t v;
   if ((s = ew_make_view(&v, 2, ts, names))) return s;
   if ((s = lk_ops_check_writable(out, "out"))) return s;
@@ -530,7 +517,7 @@ static lightos_status_t opt_check(lightos_queue_t queue, lk_queue_t** q, int n,
     if (ts[i]->dtype != LIGHTOS_DTYPE_F32)
       return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "tensor '%s' is %s; optimiser steps take f32",
                      names[i], lightos_dtype_name(ts[i]->dtype));
-    if ((s = ew_same_shape(ts[i], names[i], ts[0], names[0]))) return s;
+    if ((s = lk_tensor_same_shape(ts[i], names[i], ts[0], names[0]))) return s;
     if (!lightos_tensor_is_contiguous(ts[i]))
       return LK_FAIL(LIGHTOS_INVALID_ARGUMENT,
                      "tensor '%s' is not contiguous (optimiser steps need contiguous tensors)",

@@ -53,6 +53,10 @@ lightos_status_t lk_ops_device_fp64(lk_context_t* ctx, lightos_dtype_t dt, const
  * per kernel), 0 (runtime's choice) on the CPU backend. */
 size_t lk_ops_local_size(const lk_context_t* ctx);
 
+/* `t` must have exactly `ref`'s shape; the message names both tensors. */
+lightos_status_t lk_tensor_same_shape(const lightos_tensor_t* t, const char* name,
+                                      const lightos_tensor_t* ref, const char* ref_name);
+
 /* Byte size of a dtype, 0 when unknown. */
 size_t lk_dtype_bytes(lightos_dtype_t dt);
 

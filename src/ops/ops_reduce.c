@@ -78,19 +78,6 @@ static lightos_status_t rd_same_dtype(const lightos_tensor_t* t, const char* nam
   return LIGHTOS_SUCCESS;
 }
 
-static lightos_status_t rd_same_shape(const lightos_tensor_t* t, const char* name,
-                                      const lightos_tensor_t* ref, const char* ref_name) {
-  if (t->ndim != ref->ndim)
-    return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "tensor '%s' has %u dims but '%s' has %u", name,
-                   t->ndim, ref_name, ref->ndim);
-  for (uint32_t i = 0; i < t->ndim; ++i)
-    if (t->shape[i] != ref->shape[i])
-      return LK_FAIL(LIGHTOS_INVALID_ARGUMENT,
-                     "tensor '%s' has size %lld in dim %u but '%s' has %lld", name,
-                     (long long)t->shape[i], i, ref_name, (long long)ref->shape[i]);
-  return LIGHTOS_SUCCESS;
-}
-
 /* t must have shape ref.shape[:ndim-1] (or that with a trailing 1). */
 static lightos_status_t rd_rows_shape(const lightos_tensor_t* t, const char* name,
                                       const lightos_tensor_t* ref, const char* ref_name) {
@@ -537,7 +524,7 @@ LIGHTOS_API lightos_status_t lightos_op_softmax(lightos_queue_t queue, const lig
   if (s) return s;
   if ((s = rd_need_float(x, "x", "softmax"))) return s;
   if ((s = rd_same_dtype(out, "out", x, "x"))) return s;
-  if ((s = rd_same_shape(out, "out", x, "x"))) return s;
+  if ((s = lk_tensor_same_shape(out, "out", x, "x"))) return s;
   if (dim >= x->ndim)
     return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "dim %u is out of range (tensor 'x' has %u dims)",
                    dim, x->ndim);
@@ -573,7 +560,7 @@ LIGHTOS_API lightos_status_t lightos_op_softmax_backward(lightos_queue_t queue,
   if ((s = rd_need_float(y, "y", "softmax_backward"))) return s;
   for (int i = 1; i < 3; ++i) {
     if ((s = rd_same_dtype(ts[i], names[i], y, "y"))) return s;
-    if ((s = rd_same_shape(ts[i], names[i], y, "y"))) return s;
+    if ((s = lk_tensor_same_shape(ts[i], names[i], y, "y"))) return s;
   }
   if (dim >= y->ndim)
     return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "dim %u is out of range (tensor 'y' has %u dims)",
@@ -637,7 +624,7 @@ static lightos_status_t rd_norm_fwd(lightos_queue_t queue, bool rms, const light
   if (!isfinite(eps) || eps < 0)
     return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "eps %g must be finite and >= 0", eps);
   int64_t D = x->shape[x->ndim - 1];
-  if ((s = rd_same_dtype(out, "out", x, "x")) || (s = rd_same_shape(out, "out", x, "x"))) return s;
+  if ((s = rd_same_dtype(out, "out", x, "x")) || (s = lk_tensor_same_shape(out, "out", x, "x"))) return s;
   for (int i = 1; i < 3; ++i) {
     if (!ts[i]) continue;
     if ((s = rd_same_dtype(ts[i], names[i], x, "x"))) return s;
@@ -728,7 +715,7 @@ static lightos_status_t rd_norm_bwd(lightos_queue_t queue, bool rms, const light
   for (int k = 0; k < 2; ++k) {
     int i = full[k];
     if (!ts[i]) continue;
-    if ((s = rd_same_dtype(ts[i], names[i], x, "x")) || (s = rd_same_shape(ts[i], names[i], x, "x")))
+    if ((s = rd_same_dtype(ts[i], names[i], x, "x")) || (s = lk_tensor_same_shape(ts[i], names[i], x, "x")))
       return s;
   }
   for (int i = 5; i < 8; ++i) {
@@ -924,7 +911,7 @@ LIGHTOS_API lightos_status_t lightos_op_cross_entropy_backward(
   if ((s = rd_check_ce(logits, targets)) || (s = rd_check_scalar(grad_loss, "grad_loss", logits)))
     return s;
   if ((s = rd_same_dtype(grad_logits, "grad_logits", logits, "logits")) ||
-      (s = rd_same_shape(grad_logits, "grad_logits", logits, "logits")))
+      (s = lk_tensor_same_shape(grad_logits, "grad_logits", logits, "logits")))
     return s;
   if ((s = lk_ops_check_writable(grad_logits, "grad_logits"))) return s;
   if ((s = lk_ops_check_overlap(grad_logits, "grad_logits", logits, "logits", true)) ||
