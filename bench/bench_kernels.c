@@ -48,44 +48,8 @@
 
 /* ---- Small utilities ---------------------------------------------------- */
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void* a, const void* b) {
-  double x = *(const double*)a, y = *(const double*)b;
-  return (x > y) - (x < y);
-}
-
-/* Median of v[0..n) (sorts v). */
-static double median(double* v, size_t n) {
-  if (n == 0) return NAN;
-  qsort(v, n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static uint32_t rng_u32(void) {
-  uint64_t x = rng_state;
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
-  rng_state = x;
-  return (uint32_t)(x >> 32);
-}
-/* Uniform in [0, 1). */
-static float rng_unit(void) { return (float)(rng_u32() >> 8) * (1.0f / 16777216.0f); }
-
-static void* xmalloc(size_t n) {
-  void* p = malloc(n);
-  if (!p) {
-    fprintf(stderr, "bench_kernels: out of host memory (%zu bytes)\n", n);
-    exit(2);
-  }
-  return p;
-}
+#define BENCH_NAME "bench_kernels"
+#include "bench_util.h"
 
 /* ---- Result table ------------------------------------------------------- */
 

@@ -40,41 +40,11 @@
 
 /* ---- utilities ---------------------------------------------------------- */
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
+#define BENCH_NAME "bench_ops"
+#include "bench_util.h"
 
-static int cmp_double(const void* a, const void* b) {
-  double x = *(const double*)a, y = *(const double*)b;
-  return (x > y) - (x < y);
-}
-
-static double median(double* v, int n) {
-  if (n <= 0) return NAN;
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static float rng_unit(void) {
-  uint64_t x = rng_state;
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
-  rng_state = x;
-  return (float)((uint32_t)(x >> 40)) * (1.0f / 16777216.0f) * 2.0f - 1.0f;
-}
-
-static void* xmalloc(size_t n) {
-  void* p = malloc(n);
-  if (!p) {
-    fprintf(stderr, "bench_ops: out of host memory (%zu bytes)\n", n);
-    exit(2);
-  }
-  return p;
-}
+/* Uniform in [-1, 1). */
+static float rng_sym(void) { return rng_unit() * 2.0f - 1.0f; }
 
 static int failures;
 
@@ -257,8 +227,8 @@ static void bench_gemm(const opts_t* o, lightos_context_t ctx, lightos_context_t
     const size_t bytes = (size_t)n * n * sizeof(float);
     float *ha = xmalloc(bytes), *hb = xmalloc(bytes), *hc = xmalloc(bytes);
     for (size_t i = 0; i < (size_t)n * n; ++i) {
-      ha[i] = rng_unit();
-      hb[i] = rng_unit();
+      ha[i] = rng_sym();
+      hb[i] = rng_sym();
     }
     char size[32];
     snprintf(size, sizeof size, "%dx%dx%d", n, n, n);
@@ -371,7 +341,7 @@ static void bench_rowop(const opts_t* o, rowop_t op, lightos_context_t ctx, bool
   lightos_tensor_t x = {0}, y = {0}, w = {0}, b = {0};
   const int64_t shape[2] = {rows_, cols}, wshape[1] = {cols};
   float* hx = xmalloc(bytes);
-  for (size_t i = 0; i < (size_t)(rows_ * cols); ++i) hx[i] = 4.0f * rng_unit();
+  for (size_t i = 0; i < (size_t)(rows_ * cols); ++i) hx[i] = 4.0f * rng_sym();
   double* t = xmalloc(sizeof(double) * (size_t)reps);
   CHECK(lightos_context_default_queue(ctx, &q));
   CHECK(lightos_tensor_alloc(ctx, LIGHTOS_DTYPE_F32, 2, shape, &x));
