@@ -13,6 +13,10 @@ ls /usr/lib/*/libopenblas.so.0 >/dev/null 2>&1 || need+=(libopenblas0-pthread)
 command -v hipcc >/dev/null || need+=(hipcc)
 dpkg -s rocm-device-libs >/dev/null 2>&1 || need+=(rocm-device-libs)
 dpkg -s libamdhip64-5 >/dev/null 2>&1 || need+=(libamdhip64-5)
+# Multi-process collectives tests (mpirun) and topology discovery (hwloc).
+command -v mpirun >/dev/null || need+=(openmpi-bin)
+dpkg -s libopenmpi-dev >/dev/null 2>&1 || need+=(libopenmpi-dev)
+ls /usr/lib/*/libhwloc.so.15 >/dev/null 2>&1 || need+=(libhwloc15)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   echo "install-deps: installing ${need[*]}"

@@ -2,6 +2,9 @@
  *   lightos info       backends (found and skipped, with the reason),
  *                      devices and their properties, and what ANY picks
  *   lightos selftest   the conformance suite on every device found
+ *   lightos topo [--devices URI,URI,...]
+ *                      NUMA/PCI placement of the devices, the links between
+ *                      them, and the ring order the collectives use
  *   lightos version
  *   lightos codegen --target cuda|hip|opencl|cpu FILE.cl   (developer, not in
  *                      the usage text) prints the source a backend compiles
@@ -13,6 +16,7 @@
 
 #include <lightos/lightos.h>
 
+#include "comm/topo.h"
 #include "kernels/cl_codegen.h"
 #include "kernels/cpu_codegen.h"
 #include "kernels/kparse.h"
@@ -177,18 +181,92 @@ static int lk_cmd_codegen(int argc, char** argv) {
   return ferror(stdout) ? 1 : 0;
 }
 
+/* lightos topo [--devices URI,URI,...]: every device, or the listed ones
+ * (in that order: rank i is the i-th; a device may be listed twice). */
+static int lk_cmd_topo(int argc, char** argv) {
+  const char* list = NULL;
+  for (int i = 2; i < argc; ++i) {
+    if (!strcmp(argv[i], "--devices") && i + 1 < argc) {
+      list = argv[++i];
+    } else if (!strncmp(argv[i], "--devices=", 10)) {
+      list = argv[i] + 10;
+    } else {
+      fprintf(stderr, "usage: lightos topo [--devices URI,URI,...]\n");
+      return 2;
+    }
+  }
+  uint32_t n = 0;
+  lightos_device_t* devs = NULL;
+  if (list) {
+    size_t cap = 1;
+    for (const char* p = list; *p; ++p) cap += *p == ',';
+    devs = calloc(cap, sizeof *devs);
+    if (!devs) {
+      fprintf(stderr, "lightos topo: out of memory\n");
+      return 1;
+    }
+    for (const char* p = list; *p;) {
+      size_t len = strcspn(p, ",");
+      char uri[64];
+      if (len == 0 || len >= sizeof uri) {
+        fprintf(stderr, "lightos topo: bad device URI \"%.*s\" in --devices\n", (int)len, p);
+        free(devs);
+        return 2;
+      }
+      memcpy(uri, p, len);
+      uri[len] = '\0';
+      if (lightos_device_from_uri(uri, &devs[n])) {
+        free(devs);
+        return lk_fail(uri);
+      }
+      n++;
+      p += len;
+      if (*p == ',') p++;
+    }
+    if (n == 0) {
+      fprintf(stderr, "lightos topo: --devices lists no device\n");
+      free(devs);
+      return 2;
+    }
+  } else {
+    if (lightos_device_count(&n)) return lk_fail("devices");
+    devs = calloc(n ? n : 1, sizeof *devs);
+    if (!devs) {
+      fprintf(stderr, "lightos topo: out of memory\n");
+      return 1;
+    }
+    for (uint32_t i = 0; i < n; ++i)
+      if (lightos_device_get(i, &devs[i])) {
+        free(devs);
+        return lk_fail("devices");
+      }
+  }
+  lk_topo_t* t = NULL;
+  if (lk_topo_discover(devs, n, &t)) {
+    free(devs);
+    return lk_fail("topology");
+  }
+  free(devs);
+  int rc = lk_topo_print(stdout, t) ? lk_fail("topology") : 0;
+  lk_topo_free(t);
+  return rc;
+}
+
 int main(int argc, char** argv) {
   const char* cmd = argc > 1 ? argv[1] : "info";
   if (!strcmp(cmd, "codegen")) return lk_cmd_codegen(argc, argv);
   if (!strcmp(cmd, "info")) return lk_cmd_info();
   if (!strcmp(cmd, "selftest")) return lk_conformance_run() ? 1 : 0;
+  if (!strcmp(cmd, "topo")) return lk_cmd_topo(argc, argv);
   if (!strcmp(cmd, "version")) {
     printf("%s\n", lightos_version_string());
     return 0;
   }
   fprintf(stderr,
-          "usage: lightos [info|selftest|version]\n"
+          "usage: lightos [info|selftest|topo|version]\n"
           "  info      backends, devices and their properties, and what ANY picks\n"
-          "  selftest  the conformance suite on every device found\n");
+          "  selftest  the conformance suite on every device found\n"
+          "  topo      [--devices URI,URI,...] NUMA/PCI placement, links, and the ring\n"
+          "            order of the collectives\n");
   return !strcmp(cmd, "help") || !strcmp(cmd, "--help") ? 0 : 2;
 }

@@ -1,0 +1,603 @@
+/* Reduction arithmetic of the collectives (comm_reduce.h). */
+#include "comm/comm_reduce.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+
+typedef unsigned __int128 lk_u128;
+typedef __int128 lk_i128;
+
+/* ---- Element conversions ------------------------------------------------ */
+
+static inline uint32_t lk_f2u(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  return u;
+}
+static inline float lk_u2f(uint32_t u) {
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+static inline uint64_t lk_d2u(double d) {
+  uint64_t u;
+  memcpy(&u, &d, 8);
+  return u;
+}
+static inline double lk_u2d(uint64_t u) {
+  double d;
+  memcpy(&d, &u, 8);
+  return d;
+}
+
+static inline int lk_bitlen128(lk_u128 v) {
+  uint64_t hi = (uint64_t)(v >> 64);
+  if (hi) return 128 - __builtin_clzll(hi);
+  uint64_t lo = (uint64_t)v;
+  return lo ? 64 - __builtin_clzll(lo) : 0;
+}
+
+/* IEEE bits of (neg ? -1 : 1) * mag * 2^exp2, rounded to nearest even
+ * (sticky: nonzero bits below mag were dropped before) in a format with
+ * mant_bits stored mantissa bits and exp_bits exponent bits. */
+static uint64_t lk_round_bits(bool neg, lk_u128 mag, int exp2, bool sticky, int mant_bits,
+                              int exp_bits) {
+  uint64_t sign = neg ? (uint64_t)1 << (mant_bits + exp_bits) : 0;
+  if (mag == 0) return 0; /* +0 */
+  const int bias = (1 << (exp_bits - 1)) - 1;
+  const int emin = 1 - bias;
+  int e = lk_bitlen128(mag) - 1 + exp2; /* value in [2^e, 2^(e+1)) */
+  int quantum = (e < emin ? emin : e) - mant_bits;
+  int shift = quantum - exp2; /* low bits of mag to drop */
+  lk_u128 q;
+  if (shift <= 0) {
+    q = mag << -shift;
+  } else if (shift > 127) {
+    q = 0; /* far below the smallest subnormal: rounds to zero */
+  } else {
+    q = mag >> shift;
+    lk_u128 rem = mag & (((lk_u128)1 << shift) - 1);
+    lk_u128 half = (lk_u128)1 << (shift - 1);
+    bool up = rem > half || (rem == half && (sticky || (q & 1)));
+    if (rem == half && !sticky && !(q & 1)) up = false;
+    if (up) q++;
+  }
+  /* q counts quanta; subnormal when below 2^mant_bits (exponent field 0,
+   * and a carry into 2^mant_bits is the smallest normal). */
+  uint64_t exp_field = e < emin ? 0 : (uint64_t)(e + bias);
+  uint64_t bits = e < emin ? (uint64_t)q
+                           : (exp_field << mant_bits) + ((uint64_t)q - ((uint64_t)1 << mant_bits));
+  uint64_t inf = (((uint64_t)1 << exp_bits) - 1) << mant_bits;
+  if (bits >= inf) bits = inf;
+  return sign | bits;
+}
+
+float lk_f16_to_f32(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+  uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+  if (exp == 0x1f) return lk_u2f(sign | 0x7f800000u | (man << 13) | (man ? 0x400000u : 0));
+  if (exp == 0) {
+    if (!man) return lk_u2f(sign);
+    float v = (float)man * 0x1p-24f; /* exact */
+    return sign ? -v : v;
+  }
+  return lk_u2f(sign | ((exp + 112) << 23) | (man << 13));
+}
+
+uint16_t lk_f32_to_f16(float f) {
+  uint32_t u = lk_f2u(f);
+  bool neg = u >> 31;
+  uint32_t exp = (u >> 23) & 0xff, man = u & 0x7fffff;
+  if (exp == 0xff) return (uint16_t)((neg ? 0x8000 : 0) | 0x7c00 | (man ? 0x200 : 0));
+  if (exp == 0 && man == 0) return neg ? 0x8000 : 0;
+  uint32_t m = exp ? (man | 0x800000u) : man;
+  int e2 = (exp ? (int)exp : 1) - 150;
+  uint16_t r = (uint16_t)lk_round_bits(neg, m, e2, false, 10, 5);
+  if (!(r & 0x7fff) && neg) r = 0x8000; /* keeps the sign of an underflow */
+  return r;
+}
+
+float lk_bf16_to_f32(uint16_t h) { return lk_u2f((uint32_t)h << 16); }
+
+uint16_t lk_f32_to_bf16(float f) {
+  uint32_t u = lk_f2u(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+  uint32_t lsb = (u >> 16) & 1;
+  return (uint16_t)((u + 0x7fffu + lsb) >> 16);
+}
+
+/* ---- Generic element access --------------------------------------------- */
+
+bool lk_red_dtype_is_float(lightos_dtype_t dt) {
+  return dt == LIGHTOS_DTYPE_F32 || dt == LIGHTOS_DTYPE_F64 || dt == LIGHTOS_DTYPE_F16 ||
+         dt == LIGHTOS_DTYPE_BF16;
+}
+
+size_t lk_red_acc_size(lightos_dtype_t dt) {
+  switch (dt) {
+    case LIGHTOS_DTYPE_F16:
+    case LIGHTOS_DTYPE_BF16:
+    case LIGHTOS_DTYPE_F32:
+    case LIGHTOS_DTYPE_I32:
+      return 4;
+    case LIGHTOS_DTYPE_F64:
+    case LIGHTOS_DTYPE_I64:
+      return 8;
+    case LIGHTOS_DTYPE_U8:
+    case LIGHTOS_DTYPE_BOOL:
+      return 1;
+  }
+  return 0;
+}
+
+/* Order-independent min/max (see the header). */
+static inline float lk_minf(float a, float b) {
+  if (a != a || b != b) return lk_u2f(0x7fc00000u);
+  if (a == b) return lk_f2u(a) >> 31 ? a : b;
+  return a < b ? a : b;
+}
+static inline float lk_maxf(float a, float b) {
+  if (a != a || b != b) return lk_u2f(0x7fc00000u);
+  if (a == b) return lk_f2u(a) >> 31 ? b : a;
+  return a > b ? a : b;
+}
+static inline double lk_mind(double a, double b) {
+  if (a != a || b != b) return lk_u2d(0x7ff8000000000000ull);
+  if (a == b) return lk_d2u(a) >> 63 ? a : b;
+  return a < b ? a : b;
+}
+static inline double lk_maxd(double a, double b) {
+  if (a != a || b != b) return lk_u2d(0x7ff8000000000000ull);
+  if (a == b) return lk_d2u(a) >> 63 ? b : a;
+  return a > b ? a : b;
+}
+
+/* a = a op b over accumulators. */
+static void lk_combine_acc(lightos_dtype_t dt, lightos_reduce_op_t op, void* a, const void* b,
+                           size_t n) {
+  switch (dt) {
+    case LIGHTOS_DTYPE_F16:
+    case LIGHTOS_DTYPE_BF16:
+    case LIGHTOS_DTYPE_F32: {
+      float* x = a;
+      const float* y = b;
+      switch (op) {
+        case LIGHTOS_OP_SUM:
+        case LIGHTOS_OP_AVG:
+          for (size_t i = 0; i < n; ++i) x[i] = x[i] + y[i];
+          break;
+        case LIGHTOS_OP_PROD:
+          for (size_t i = 0; i < n; ++i) x[i] = x[i] * y[i];
+          break;
+        case LIGHTOS_OP_MIN:
+          for (size_t i = 0; i < n; ++i) x[i] = lk_minf(x[i], y[i]);
+          break;
+        case LIGHTOS_OP_MAX:
+          for (size_t i = 0; i < n; ++i) x[i] = lk_maxf(x[i], y[i]);
+          break;
+      }
+      return;
+    }
+    case LIGHTOS_DTYPE_F64: {
+      double* x = a;
+      const double* y = b;
+      switch (op) {
+        case LIGHTOS_OP_SUM:
+        case LIGHTOS_OP_AVG:
+          for (size_t i = 0; i < n; ++i) x[i] = x[i] + y[i];
+          break;
+        case LIGHTOS_OP_PROD:
+          for (size_t i = 0; i < n; ++i) x[i] = x[i] * y[i];
+          break;
+        case LIGHTOS_OP_MIN:
+          for (size_t i = 0; i < n; ++i) x[i] = lk_mind(x[i], y[i]);
+          break;
+        case LIGHTOS_OP_MAX:
+          for (size_t i = 0; i < n; ++i) x[i] = lk_maxd(x[i], y[i]);
+          break;
+      }
+      return;
+    }
+#define LK_INT_COMBINE(T, UT)                                                     \
+  {                                                                               \
+    T* x = a;                                                                     \
+    const T* y = b;                                                               \
+    switch (op) {                                                                 \
+      case LIGHTOS_OP_SUM:                                                        \
+      case LIGHTOS_OP_AVG:                                                        \
+        for (size_t i = 0; i < n; ++i) x[i] = (T)((UT)x[i] + (UT)y[i]);           \
+        break;                                                                    \
+      case LIGHTOS_OP_PROD:                                                       \
+        for (size_t i = 0; i < n; ++i) x[i] = (T)((UT)x[i] * (UT)y[i]);           \
+        break;                                                                    \
+      case LIGHTOS_OP_MIN:                                                        \
+        for (size_t i = 0; i < n; ++i) x[i] = y[i] < x[i] ? y[i] : x[i];          \
+        break;                                                                    \
+      case LIGHTOS_OP_MAX:                                                        \
+        for (size_t i = 0; i < n; ++i) x[i] = y[i] > x[i] ? y[i] : x[i];          \
+        break;                                                                    \
+    }                                                                             \
+    return;                                                                       \
+  }
+    case LIGHTOS_DTYPE_I32:
+      LK_INT_COMBINE(int32_t, uint32_t)
+    case LIGHTOS_DTYPE_I64:
+      LK_INT_COMBINE(int64_t, uint64_t)
+    case LIGHTOS_DTYPE_U8:
+    case LIGHTOS_DTYPE_BOOL:
+      LK_INT_COMBINE(uint8_t, unsigned)
+#undef LK_INT_COMBINE
+  }
+}
+
+/* Element type -> accumulator. */
+static void lk_to_acc(lightos_dtype_t dt, const void* src, void* acc, size_t n) {
+  if (dt == LIGHTOS_DTYPE_F16) {
+    const uint16_t* s = src;
+    float* d = acc;
+    for (size_t i = 0; i < n; ++i) d[i] = lk_f16_to_f32(s[i]);
+  } else if (dt == LIGHTOS_DTYPE_BF16) {
+    const uint16_t* s = src;
+    float* d = acc;
+    for (size_t i = 0; i < n; ++i) d[i] = lk_bf16_to_f32(s[i]);
+  } else {
+    memcpy(acc, src, n * lk_red_acc_size(dt));
+  }
+}
+
+static void lk_from_acc(lightos_dtype_t dt, const void* acc, void* dst, size_t n) {
+  if (dt == LIGHTOS_DTYPE_F16) {
+    const float* s = acc;
+    uint16_t* d = dst;
+    for (size_t i = 0; i < n; ++i) d[i] = lk_f32_to_f16(s[i]);
+  } else if (dt == LIGHTOS_DTYPE_BF16) {
+    const float* s = acc;
+    uint16_t* d = dst;
+    for (size_t i = 0; i < n; ++i) d[i] = lk_f32_to_bf16(s[i]);
+  } else if (acc != dst) {
+    memmove(dst, acc, n * lk_red_acc_size(dt));
+  }
+}
+
+#define LK_RED_BLOCK 1024
+
+void lk_red_accum(lightos_dtype_t dt, lightos_reduce_op_t op, void* dst, const void* src,
+                  size_t n) {
+  if (dt != LIGHTOS_DTYPE_F16 && dt != LIGHTOS_DTYPE_BF16) {
+    lk_combine_acc(dt, op, dst, src, n);
+    return;
+  }
+  float a[LK_RED_BLOCK], b[LK_RED_BLOCK];
+  for (size_t i = 0; i < n; i += LK_RED_BLOCK) {
+    size_t m = n - i < LK_RED_BLOCK ? n - i : LK_RED_BLOCK;
+    lk_to_acc(dt, (uint16_t*)dst + i, a, m);
+    lk_to_acc(dt, (const uint16_t*)src + i, b, m);
+    lk_combine_acc(dt, op, a, b, m);
+    lk_from_acc(dt, a, (uint16_t*)dst + i, m);
+  }
+}
+
+typedef struct lk_tree_ctx {
+  lightos_dtype_t dt;
+  lightos_reduce_op_t op;
+  const void* const* in;
+  bool in_acc;
+  size_t esize, asize;
+  size_t base, len; /* the block: elements [base, base + len) */
+  char* tmp;        /* 33 blocks of accumulators */
+} lk_tree_ctx_t;
+
+static void lk_tree_rec(const lk_tree_ctx_t* t, uint32_t lo, uint32_t hi, void* out,
+                        int depth) {
+  if (hi - lo == 1) {
+    const char* src = (const char*)t->in[lo] + t->base * (t->in_acc ? t->asize : t->esize);
+    if (t->in_acc) memcpy(out, src, t->len * t->asize);
+    else lk_to_acc(t->dt, src, out, t->len);
+    return;
+  }
+  uint32_t m = 1;
+  while (m * 2 < hi - lo) m *= 2;
+  lk_tree_rec(t, lo, lo + m, out, depth);
+  void* right = t->tmp + (size_t)depth * LK_RED_BLOCK * t->asize;
+  lk_tree_rec(t, lo + m, hi, right, depth + 1);
+  lk_combine_acc(t->dt, t->op, out, right, t->len);
+}
+
+lightos_status_t lk_red_tree(lightos_dtype_t dt, lightos_reduce_op_t op, const void* const* in,
+                             uint32_t m, bool in_acc, void* out_acc, size_t n) {
+  if (m == 0) return LK_FAIL(LIGHTOS_INTERNAL, "a reduction of no inputs");
+  lk_tree_ctx_t t = {.dt = dt, .op = op, .in = in, .in_acc = in_acc,
+                     .esize = lightos_dtype_size(dt), .asize = lk_red_acc_size(dt)};
+  if (m == 1) {
+    if (in_acc) memcpy(out_acc, in[0], n * t.asize);
+    else lk_to_acc(dt, in[0], out_acc, n);
+    return LIGHTOS_SUCCESS;
+  }
+  t.tmp = malloc((size_t)33 * LK_RED_BLOCK * t.asize);
+  if (!t.tmp) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for a reduction");
+  for (size_t b = 0; b < n; b += LK_RED_BLOCK) {
+    t.base = b;
+    t.len = n - b < LK_RED_BLOCK ? n - b : LK_RED_BLOCK;
+    lk_tree_rec(&t, 0, m, (char*)out_acc + b * t.asize, 0);
+  }
+  free(t.tmp);
+  return LIGHTOS_SUCCESS;
+}
+
+void lk_red_finish(lightos_dtype_t dt, lightos_reduce_op_t op, const void* acc, void* dst,
+                   size_t n, uint64_t ntotal) {
+  if (op == LIGHTOS_OP_AVG && ntotal > 1) {
+    /* In place on a copy when dst is narrower than acc. */
+    switch (dt) {
+      case LIGHTOS_DTYPE_F16:
+      case LIGHTOS_DTYPE_BF16: {
+        float tmp[LK_RED_BLOCK];
+        const float* s = acc;
+        const float d = (float)ntotal;
+        for (size_t i = 0; i < n; i += LK_RED_BLOCK) {
+          size_t m = n - i < LK_RED_BLOCK ? n - i : LK_RED_BLOCK;
+          for (size_t j = 0; j < m; ++j) tmp[j] = s[i + j] / d;
+          lk_from_acc(dt, tmp, (uint16_t*)dst + i, m);
+        }
+        return;
+      }
+      case LIGHTOS_DTYPE_F32: {
+        const float* s = acc;
+        float* o = dst;
+        const float d = (float)ntotal;
+        for (size_t i = 0; i < n; ++i) o[i] = s[i] / d;
+        return;
+      }
+      case LIGHTOS_DTYPE_F64: {
+        const double* s = acc;
+        double* o = dst;
+        const double d = (double)ntotal;
+        for (size_t i = 0; i < n; ++i) o[i] = s[i] / d;
+        return;
+      }
+      case LIGHTOS_DTYPE_I32: {
+        const int32_t* s = acc;
+        int32_t* o = dst;
+        for (size_t i = 0; i < n; ++i) o[i] = (int32_t)((int64_t)s[i] / (int64_t)ntotal);
+        return;
+      }
+      case LIGHTOS_DTYPE_I64: {
+        const int64_t* s = acc;
+        int64_t* o = dst;
+        for (size_t i = 0; i < n; ++i) o[i] = ntotal > INT64_MAX ? 0 : s[i] / (int64_t)ntotal;
+        return;
+      }
+      case LIGHTOS_DTYPE_U8:
+      case LIGHTOS_DTYPE_BOOL: {
+        const uint8_t* s = acc;
+        uint8_t* o = dst;
+        for (size_t i = 0; i < n; ++i) o[i] = (uint8_t)(s[i] / ntotal);
+        return;
+      }
+    }
+  }
+  lk_from_acc(dt, acc, dst, n);
+}
+
+/* ---- STRICT --------------------------------------------------------------- */
+
+size_t lk_strict_fixed_size(lightos_dtype_t dt) {
+  switch (dt) {
+    case LIGHTOS_DTYPE_F16:
+    case LIGHTOS_DTYPE_BF16:
+    case LIGHTOS_DTYPE_F32:
+      return 8;
+    case LIGHTOS_DTYPE_F64:
+      return 16;
+    default:
+      return 0;
+  }
+}
+
+/* Decomposes a finite value: |x| = m * 2^k (m an integer); returns false
+ * for NaN/Inf (class in *special). */
+typedef struct lk_fdec {
+  bool neg;
+  uint64_t m;
+  int k;
+} lk_fdec_t;
+
+static inline bool lk_dec(lightos_dtype_t dt, const void* p, size_t i, lk_fdec_t* d,
+                          uint8_t* special) {
+  uint64_t man, exp;
+  int mant_bits, bias;
+  bool neg;
+  switch (dt) {
+    case LIGHTOS_DTYPE_F32: {
+      uint32_t u;
+      memcpy(&u, (const char*)p + 4 * i, 4);
+      neg = u >> 31;
+      exp = (u >> 23) & 0xff;
+      man = u & 0x7fffff;
+      mant_bits = 23;
+      bias = 127;
+      if (exp == 0xff) goto special;
+      break;
+    }
+    case LIGHTOS_DTYPE_F64: {
+      uint64_t u;
+      memcpy(&u, (const char*)p + 8 * i, 8);
+      neg = u >> 63;
+      exp = (u >> 52) & 0x7ff;
+      man = u & 0xfffffffffffffull;
+      mant_bits = 52;
+      bias = 1023;
+      if (exp == 0x7ff) goto special;
+      break;
+    }
+    case LIGHTOS_DTYPE_F16: {
+      uint16_t u;
+      memcpy(&u, (const char*)p + 2 * i, 2);
+      neg = u >> 15;
+      exp = (u >> 10) & 0x1f;
+      man = u & 0x3ff;
+      mant_bits = 10;
+      bias = 15;
+      if (exp == 0x1f) goto special;
+      break;
+    }
+    default: { /* bf16 */
+      uint16_t u;
+      memcpy(&u, (const char*)p + 2 * i, 2);
+      neg = u >> 15;
+      exp = (u >> 7) & 0xff;
+      man = u & 0x7f;
+      mant_bits = 7;
+      bias = 127;
+      if (exp == 0xff) goto special;
+      break;
+    }
+  }
+  d->neg = neg;
+  d->m = exp ? (man | ((uint64_t)1 << mant_bits)) : man;
+  d->k = (exp ? (int)exp : 1) - bias - mant_bits;
+  return true;
+special:
+  *special = man ? LK_SPECIAL_NAN : (neg ? LK_SPECIAL_NINF : LK_SPECIAL_PINF);
+  return false;
+}
+
+bool lk_strict_scan(lightos_dtype_t dt, const void* in, size_t n, int16_t* exps,
+                    uint8_t* special) {
+  bool any = false;
+  for (size_t i = 0; i < n; ++i) {
+    lk_fdec_t d;
+    uint8_t sp = 0;
+    if (!lk_dec(dt, in, i, &d, &sp)) {
+      any = true;
+      if (special) special[i] |= sp;
+      continue;
+    }
+    if (!d.m) continue;
+    int e = 64 - __builtin_clzll(d.m) + d.k; /* |x| < 2^e, >= 2^(e-1) */
+    int16_t* ep = &exps[i / LK_STRICT_BLOCK];
+    if (e > *ep) *ep = (int16_t)e;
+  }
+  return any;
+}
+
+static inline int lk_strict_q(lightos_dtype_t dt) { return dt == LIGHTOS_DTYPE_F64 ? 110 : 48; }
+
+/* round_even(m * 2^shift) as an unsigned 128-bit integer. */
+static inline lk_u128 lk_scale_round(uint64_t m, int shift) {
+  if (shift >= 0) return (lk_u128)m << shift;
+  int r = -shift;
+  if (r > 64) return 0;
+  lk_u128 v = m;
+  lk_u128 q = v >> r;
+  lk_u128 rem = v & (((lk_u128)1 << r) - 1);
+  lk_u128 half = (lk_u128)1 << (r - 1);
+  if (rem > half || (rem == half && (q & 1))) q++;
+  return q;
+}
+
+void lk_strict_add(lightos_dtype_t dt, const void* in, size_t n, const int16_t* exps,
+                   void* fixed) {
+  const int Q = lk_strict_q(dt);
+  for (size_t i = 0; i < n; ++i) {
+    lk_fdec_t d;
+    uint8_t sp;
+    if (!lk_dec(dt, in, i, &d, &sp) || !d.m) continue;
+    int E = exps[i / LK_STRICT_BLOCK];
+    lk_u128 v = lk_scale_round(d.m, d.k + Q - E);
+    if (dt == LIGHTOS_DTYPE_F64) {
+      lk_i128* f = (lk_i128*)fixed + i;
+      lk_i128 cur;
+      memcpy(&cur, f, 16);
+      cur = (lk_i128)((lk_u128)cur + (d.neg ? -v : v));
+      memcpy(f, &cur, 16);
+    } else {
+      int64_t* f = (int64_t*)fixed + i;
+      uint64_t w = (uint64_t)v;
+      *f = (int64_t)((uint64_t)*f + (d.neg ? -w : w));
+    }
+  }
+}
+
+void lk_strict_sum(lightos_dtype_t dt, void* a, const void* b, size_t n) {
+  if (dt == LIGHTOS_DTYPE_F64) {
+    for (size_t i = 0; i < n; ++i) {
+      lk_i128 x, y;
+      memcpy(&x, (char*)a + 16 * i, 16);
+      memcpy(&y, (const char*)b + 16 * i, 16);
+      x = (lk_i128)((lk_u128)x + (lk_u128)y);
+      memcpy((char*)a + 16 * i, &x, 16);
+    }
+    return;
+  }
+  int64_t* x = a;
+  const int64_t* y = b;
+  for (size_t i = 0; i < n; ++i) x[i] = (int64_t)((uint64_t)x[i] + (uint64_t)y[i]);
+}
+
+static void lk_store_bits(lightos_dtype_t dt, void* out, size_t i, uint64_t bits) {
+  switch (dt) {
+    case LIGHTOS_DTYPE_F32: {
+      uint32_t u = (uint32_t)bits;
+      memcpy((char*)out + 4 * i, &u, 4);
+      return;
+    }
+    case LIGHTOS_DTYPE_F64:
+      memcpy((char*)out + 8 * i, &bits, 8);
+      return;
+    default: {
+      uint16_t u = (uint16_t)bits;
+      memcpy((char*)out + 2 * i, &u, 2);
+      return;
+    }
+  }
+}
+
+void lk_strict_finish(lightos_dtype_t dt, lightos_reduce_op_t op, const void* fixed, size_t n,
+                      const int16_t* exps, const uint8_t* special, uint64_t ntotal, void* out) {
+  const int Q = lk_strict_q(dt);
+  int mant_bits, exp_bits;
+  uint64_t qnan, pinf;
+  switch (dt) {
+    case LIGHTOS_DTYPE_F32: mant_bits = 23; exp_bits = 8; qnan = 0x7fc00000u; pinf = 0x7f800000u; break;
+    case LIGHTOS_DTYPE_F64: mant_bits = 52; exp_bits = 11; qnan = 0x7ff8000000000000ull; pinf = 0x7ff0000000000000ull; break;
+    case LIGHTOS_DTYPE_F16: mant_bits = 10; exp_bits = 5; qnan = 0x7e00; pinf = 0x7c00; break;
+    default: mant_bits = 7; exp_bits = 8; qnan = 0x7fc0; pinf = 0x7f80; break;
+  }
+  const uint64_t sign_bit = (uint64_t)1 << (mant_bits + exp_bits);
+  const bool avg = op == LIGHTOS_OP_AVG && ntotal > 1;
+  for (size_t i = 0; i < n; ++i) {
+    if (special && special[i]) {
+      uint8_t s = special[i];
+      uint64_t bits = (s & LK_SPECIAL_NAN) || ((s & LK_SPECIAL_PINF) && (s & LK_SPECIAL_NINF))
+                          ? qnan
+                          : (s & LK_SPECIAL_PINF) ? pinf : (pinf | sign_bit);
+      lk_store_bits(dt, out, i, bits);
+      continue;
+    }
+    lk_i128 v;
+    if (dt == LIGHTOS_DTYPE_F64) {
+      memcpy(&v, (const char*)fixed + 16 * i, 16);
+    } else {
+      int64_t w;
+      memcpy(&w, (const char*)fixed + 8 * i, 8);
+      v = w;
+    }
+    int E = exps[i / LK_STRICT_BLOCK];
+    bool neg = v < 0;
+    lk_u128 mag = neg ? -(lk_u128)v : (lk_u128)v;
+    int exp2 = E - Q;
+    bool sticky = false;
+    if (avg && mag) {
+      int sh = 127 - lk_bitlen128(mag);
+      lk_u128 num = mag << sh;
+      mag = num / ntotal;
+      sticky = (num % ntotal) != 0;
+      exp2 -= sh;
+    }
+    lk_store_bits(dt, out, i, lk_round_bits(neg, mag, exp2, sticky, mant_bits, exp_bits));
+  }
+}

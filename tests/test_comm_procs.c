@@ -1,0 +1,264 @@
+#define _GNU_SOURCE
+/* Collectives across processes: lightos_comm_get_unique_id in the parent,
+ * the id passed to forked children (any channel works: here, memory
+ * inherited by fork), lightos_comm_init_rank in each child over TCP.
+ * Checks results and the cross-process bitwise guarantees, and that when
+ * one rank is killed every other rank fails within the timeout. */
+#include <math.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/sha256.h"
+#include "lightos/lightos.h"
+#include "lk_test.h"
+
+#define NELEM 5000
+#define NCONTRIB 8
+
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Contribution k of the global data (order sensitive: 40 binades). */
+static void contribution(int k, float* p) {
+  uint64_t s = 0x1234567ull * (uint64_t)(k + 1);
+  for (size_t i = 0; i < NELEM; ++i) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    float m = (float)((int64_t)((s >> 33) % 2000001) - 1000000) / 1e6f;
+    p[i] = ldexpf(m, (int)((s >> 20) % 41) - 20);
+  }
+}
+
+/* A child: rank `rank` of nranks holding contributions [first, first+k);
+ * writes the SHA-256 of its allreduce_multi result to fd.  Exit status 0
+ * on success. */
+static int child_allreduce(const lightos_comm_unique_id_t* id, uint32_t nranks, uint32_t rank,
+                           uint32_t first, uint32_t k, lightos_determinism_t level, int fd) {
+  lightos_context_t ctx;
+  if (lightos_context_create_from_uri("cpu", &ctx)) return 10;
+  lightos_comm_config_t cfg;
+  lightos_comm_config_default(&cfg);
+  cfg.level = level;
+  cfg.timeout_s = 60;
+  lightos_comm_t comm;
+  if (lightos_comm_init_rank(nranks, id, rank, ctx, &cfg, &comm)) {
+    fprintf(stderr, "rank %u: init_rank: %s\n", rank, lightos_last_error()->message);
+    return 11;
+  }
+  lightos_buffer_t bufs[NCONTRIB], out;
+  float* h = malloc(NELEM * 4);
+  for (uint32_t j = 0; j < k; ++j) {
+    contribution((int)(first + j), h);
+    lightos_buffer_alloc(ctx, NELEM * 4, 0, &bufs[j]);
+    lightos_buffer_write(bufs[j], 0, NELEM * 4, h);
+  }
+  lightos_buffer_alloc(ctx, NELEM * 4, 0, &out);
+  int rc = 0;
+  if (lightos_comm_allreduce_multi(bufs, k, out, NELEM, LIGHTOS_DTYPE_F32, LIGHTOS_OP_SUM, comm,
+                                   NULL) ||
+      lightos_buffer_read(out, 0, NELEM * 4, h)) {
+    fprintf(stderr, "rank %u: allreduce: %s\n", rank, lightos_last_error()->message);
+    rc = 12;
+  }
+  /* A second collective over the same sockets: allgather of ranks. */
+  if (!rc) {
+    lightos_buffer_t one, all;
+    int32_t me = (int32_t)rank * 7, got[16];
+    lightos_buffer_alloc(ctx, 4, 0, &one);
+    lightos_buffer_alloc(ctx, 4 * nranks, 0, &all);
+    lightos_buffer_write(one, 0, 4, &me);
+    if (lightos_comm_allgather(one, all, 1, LIGHTOS_DTYPE_I32, comm, NULL) ||
+        lightos_buffer_read(all, 0, 4 * nranks, got))
+      rc = 13;
+    for (uint32_t r = 0; r < nranks && !rc; ++r)
+      if (got[r] != (int32_t)r * 7) rc = 14;
+    lightos_buffer_release(one);
+    lightos_buffer_release(all);
+  }
+  uint8_t d[32] = {0};
+  lk_sha256(h, NELEM * 4, d);
+  if (write(fd, d, 32) != 32) rc = 15;
+  const char* tname = "";
+  lightos_comm_transport(comm, &tname);
+  if (strcmp(tname, "tcp") != 0) rc = 16;
+  free(h);
+  for (uint32_t j = 0; j < k; ++j) lightos_buffer_release(bufs[j]);
+  lightos_buffer_release(out);
+  lightos_comm_destroy(comm);
+  lightos_context_release(ctx);
+  return rc;
+}
+
+/* Runs a split over processes; returns 0 and the hashes of every rank. */
+static int run_split(const uint32_t* split, uint32_t nranks, lightos_determinism_t level,
+                     uint8_t hashes[][32]) {
+  lightos_comm_unique_id_t id;
+  if (lightos_comm_get_unique_id(&id)) {
+    lk_test_fail(__FILE__, __LINE__, "get_unique_id: %s", lightos_last_error()->message);
+    return -1;
+  }
+  int fds[8][2];
+  pid_t pids[8];
+  uint32_t first = 0;
+  for (uint32_t r = 0; r < nranks; ++r) {
+    if (pipe(fds[r])) return -1;
+    pids[r] = fork();
+    if (pids[r] == 0) {
+      close(fds[r][0]);
+      _exit(child_allreduce(&id, nranks, r, first, split[r], level, fds[r][1]));
+    }
+    close(fds[r][1]);
+    first += split[r];
+  }
+  int rc = 0;
+  for (uint32_t r = 0; r < nranks; ++r) {
+    if (read(fds[r][0], hashes[r], 32) != 32) rc = -1;
+    close(fds[r][0]);
+    int st = 0;
+    waitpid(pids[r], &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+      lk_test_fail(__FILE__, __LINE__, "rank %u exited with status %d", r,
+                   WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+      rc = -1;
+    }
+  }
+  return rc;
+}
+
+static void test_processes_bitwise(void) {
+  static const uint32_t aligned[][5] = {{2, 4, 4}, {4, 2, 2, 2, 2}};
+  static const uint32_t any[][5] = {{3, 5, 2, 1}, {4, 3, 1, 3, 1}};
+  for (lightos_determinism_t l = LIGHTOS_DETERMINISM_TOPOLOGY; l <= LIGHTOS_DETERMINISM_STRICT; ++l) {
+    /* The reference: one process holding all 8 contributions.  (The
+     * parent process itself never opens a device: children are forked
+     * from a process without LightOS threads.) */
+    static const uint32_t all8[1] = {8};
+    uint8_t ref[32], one[1][32];
+    if (run_split(all8, 1, l, one)) continue;
+    memcpy(ref, one[0], 32);
+    uint8_t hashes[8][32];
+    for (size_t t = 0; t < 2; ++t) {
+      if (run_split(&aligned[t][1], aligned[t][0], l, hashes)) continue;
+      for (uint32_t r = 0; r < aligned[t][0]; ++r)
+        LK_CHECK_MSG(!memcmp(hashes[r], ref, 32), "%s: %u processes, rank %u: other bits",
+                     lightos_determinism_name(l), aligned[t][0], r);
+    }
+    if (l == LIGHTOS_DETERMINISM_STRICT)
+      for (size_t t = 0; t < 2; ++t) {
+        if (run_split(&any[t][1], any[t][0], l, hashes)) continue;
+        for (uint32_t r = 0; r < any[t][0]; ++r)
+          LK_CHECK_MSG(!memcmp(hashes[r], ref, 32), "STRICT: unaligned split %zu rank %u", t, r);
+      }
+  }
+}
+
+/* One of 4 processes is killed while the others run collectives: each of
+ * the others gets an error, long before the (generous) timeout. */
+static void test_killed_rank(void) {
+  lightos_comm_unique_id_t id;
+  LK_REQUIRE_OK(lightos_comm_get_unique_id(&id));
+  const uint32_t n = 4, victim = 2;
+  const double timeout = 20.0;
+  int fds[4][2];
+  pid_t pids[4];
+  for (uint32_t r = 0; r < n; ++r) {
+    LK_REQUIRE(pipe(fds[r]) == 0);
+    pids[r] = fork();
+    if (pids[r] == 0) {
+      close(fds[r][0]);
+      lightos_context_t ctx;
+      if (lightos_context_create_from_uri("cpu", &ctx)) _exit(10);
+      lightos_comm_config_t cfg;
+      lightos_comm_config_default(&cfg);
+      cfg.timeout_s = timeout;
+      lightos_comm_t comm;
+      if (lightos_comm_init_rank(n, &id, r, ctx, &cfg, &comm)) _exit(11);
+      lightos_buffer_t b;
+      lightos_buffer_alloc(ctx, 1 << 20, 0, &b);
+      /* Report "ready", then loop on allreduce until it fails. */
+      char c = 'r';
+      if (write(fds[r][1], &c, 1) != 1) _exit(12);
+      double t_fail = 0;
+      lightos_status_t s = LIGHTOS_SUCCESS;
+      for (int it = 0; it < 100000 && !s; ++it) {
+        s = lightos_comm_allreduce(b, b, (1 << 20) / 4, LIGHTOS_DTYPE_F32, LIGHTOS_OP_SUM, comm,
+                                   NULL);
+        if (!s) {
+          lightos_queue_t q;
+          lightos_context_default_queue(ctx, &q);
+          s = lightos_queue_finish(q);
+        }
+        t_fail = now_s();
+      }
+      double info[2] = {(double)s, t_fail};
+      if (write(fds[r][1], info, sizeof info) != (ssize_t)sizeof info) _exit(13);
+      lightos_comm_destroy(comm);
+      _exit(s ? 0 : 14);
+    }
+    close(fds[r][1]);
+  }
+  char c;
+  for (uint32_t r = 0; r < n; ++r) LK_CHECK(read(fds[r][0], &c, 1) == 1);
+  struct timespec ts = {0, 200 * 1000 * 1000};
+  nanosleep(&ts, NULL);
+  double t_kill = now_s();
+  kill(pids[victim], SIGKILL);
+  for (uint32_t r = 0; r < n; ++r) {
+    int st = 0;
+    if (r != victim) {
+      double info[2] = {0, 0};
+      LK_CHECK_MSG(read(fds[r][0], info, sizeof info) == (ssize_t)sizeof info,
+                   "rank %u reported nothing", r);
+      LK_CHECK_MSG(info[0] != 0, "rank %u: no error after rank %u died", r, victim);
+      LK_CHECK_MSG(info[1] - t_kill < timeout, "rank %u failed %.2f s after the kill (timeout %.0f s)",
+                   r, info[1] - t_kill, timeout);
+      fprintf(stderr, "test_killed_rank: rank %u failed %.3f s after the kill\n", r,
+              info[1] - t_kill);
+    }
+    waitpid(pids[r], &st, 0);
+    if (r != victim)
+      LK_CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "rank %u exit status %d", r,
+                   WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    close(fds[r][0]);
+  }
+}
+
+static void test_bad_ids(void) {
+  lightos_context_t ctx;
+  LK_REQUIRE_OK(lightos_context_create_from_uri("cpu", &ctx));
+  lightos_comm_unique_id_t id;
+  lightos_comm_t comm;
+  memset(&id, 0, sizeof id);
+  LK_CHECK_STATUS(lightos_comm_init_rank(2, &id, 0, ctx, NULL, &comm), LIGHTOS_INVALID_ARGUMENT);
+  LK_CHECK_STATUS(lightos_comm_init_rank(2, NULL, 0, ctx, NULL, &comm), LIGHTOS_INVALID_ARGUMENT);
+  LK_CHECK_STATUS(lightos_comm_get_unique_id(NULL), LIGHTOS_INVALID_ARGUMENT);
+  /* A rank alone in a 2-rank group times out with a message naming the
+   * missing rank. */
+  LK_REQUIRE_OK(lightos_comm_get_unique_id(&id));
+  lightos_comm_config_t cfg;
+  lightos_comm_config_default(&cfg);
+  cfg.timeout_s = 1;
+  double t0 = now_s();
+  lightos_status_t s = lightos_comm_init_rank(2, &id, 0, ctx, &cfg, &comm);
+  LK_CHECK_MSG(s == LIGHTOS_TIMEOUT, "expected TIMEOUT, got %s (%s)", lightos_status_string(s),
+               lightos_last_error()->message);
+  LK_CHECK(now_s() - t0 < 10);
+  lightos_context_release(ctx);
+}
+
+int main(void) {
+  lk_t.program = "test_comm_procs";
+  signal(SIGPIPE, SIG_IGN);
+  LK_RUN(test_processes_bitwise);
+  LK_RUN(test_killed_rank);
+  LK_RUN(test_bad_ids);
+  return lk_test_finish();
+}
