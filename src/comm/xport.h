@@ -74,7 +74,8 @@ lightos_status_t lk_inproc_join(const lk_xport_id_t* id, uint32_t nranks, uint32
 void lk_inproc_drop_id(const lk_xport_id_t* id);
 
 /* TCP groups.  lk_tcp_new_id starts this process's rendezvous service
- * (a thread that exits once nranks ranks have joined or at deadline_ns);
+ * (a thread that exits once every rank has joined, or after
+ * LIGHTOS_COMM_TIMEOUT seconds);
  * lk_tcp_join connects rank `rank` to every other rank, blocking until the
  * mesh is complete or deadline_ns. */
 lightos_status_t lk_tcp_new_id(lk_xport_id_t* out_id);
