@@ -98,6 +98,7 @@ static uint64_t lk_deadline(const lk_comm_t* c) {
 static void lk_comm_free(lk_object_t* obj) {
   lk_comm_t* c = (lk_comm_t*)obj;
   if (c->xport) c->xport->vtbl->destroy(c->xport);
+  lk_scratch_free(&c->scratch);
   pthread_mutex_destroy(&c->lock);
   pthread_cond_destroy(&c->cv);
   lk_object_unref(&c->context->obj);
@@ -198,7 +199,7 @@ static lightos_status_t lk_run(lk_comm_t* c, lk_coll_t* op) {
     lightos_status_t ds = c->dev_vtbl->run(c, &d);
     if (ds != LIGHTOS_UNSUPPORTED) return ds;
   }
-  lk_algo_t a = {c->xport, c->rank, c->size, c->config.level, lk_deadline(c)};
+  lk_algo_t a = {c->xport, c->rank, c->size, c->config.level, lk_deadline(c), &c->scratch};
   const size_t es = lightos_dtype_size(op->dtype);
   const size_t bytes = op->count * es;
   lightos_status_t s = LIGHTOS_SUCCESS;

@@ -19,6 +19,31 @@
 #include "core/error.h"
 #include "core/util.h"
 
+void lk_scratch_free(lk_scratch_t* s) {
+  for (int i = 0; i < LK_SCRATCH_SLOTS; ++i) {
+    free(s->p[i]);
+    s->p[i] = NULL;
+    s->cap[i] = 0;
+  }
+}
+
+/* A work buffer of at least `bytes` (contents undefined). */
+static void* lk_tmp(const lk_algo_t* a, int slot, size_t bytes) {
+  if (!bytes) bytes = 1;
+  if (!a->scratch) return malloc(bytes);
+  lk_scratch_t* s = a->scratch;
+  if (s->cap[slot] < bytes) {
+    free(s->p[slot]);
+    s->p[slot] = malloc(bytes);
+    s->cap[slot] = s->p[slot] ? bytes : 0;
+  }
+  return s->p[slot];
+}
+
+static void lk_tmp_done(const lk_algo_t* a, void* p) {
+  if (!a->scratch) free(p);
+}
+
 /* Chunk offsets (size + 1 entries) of count elements in units of align. */
 static void lk_partition(size_t count, size_t align, uint32_t size, size_t* offs) {
   size_t units = (count + align - 1) / align;
@@ -56,7 +81,7 @@ static lightos_status_t lk_rs_ag(const lk_algo_t* a, const lk_rs_args_t* r) {
   lightos_status_t s = LIGHTOS_SUCCESS;
   const void** in = malloc(n * sizeof *in);
   lk_xop_t* ops = malloc(2 * (size_t)n * sizeof *ops);
-  if (n > 1 && slot) scratch = malloc(slot * (n - 1));
+  if (n > 1 && slot) scratch = lk_tmp(a, LK_SCR_RECV, slot * (n - 1));
   if (!in || !ops || (n > 1 && slot && !scratch)) {
     s = LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for a %zu-byte reduction buffer",
                 slot * (n - 1));
@@ -91,7 +116,7 @@ static lightos_status_t lk_rs_ag(const lk_algo_t* a, const lk_rs_args_t* r) {
   }
   s = a->x->vtbl->exchange(a->x, ops, k, a->deadline_ns);
 out:
-  free(scratch);
+  if (scratch) lk_tmp_done(a, scratch);
   free(in);
   free(ops);
   return s;
@@ -100,6 +125,7 @@ out:
 /* ---- Chunk reductions ----------------------------------------------------- */
 
 typedef struct lk_tree_user {
+  const lk_algo_t* a;
   lightos_dtype_t dt;
   lightos_reduce_op_t op;
   bool in_acc;
@@ -111,15 +137,16 @@ static lightos_status_t lk_chunk_tree(void* user, const void* const* in, uint32_
   (void)off;
   lk_tree_user_t* u = user;
   size_t asize = lk_red_acc_size(u->dt);
-  void* acc = malloc(len * asize);
+  void* acc = lk_tmp(u->a, LK_SCR_ACC, len * asize);
   if (!acc) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for %zu accumulators", len);
   lightos_status_t s = lk_red_tree(u->dt, u->op, in, m, u->in_acc, acc, len);
   if (!s) lk_red_finish(u->dt, u->op, acc, out, len, u->ntotal);
-  free(acc);
+  lk_tmp_done(u->a, acc);
   return s;
 }
 
 typedef struct lk_strict_user {
+  const lk_algo_t* a;
   lightos_dtype_t dt;
   lightos_reduce_op_t op;
   const int16_t* exps;   /* whole range */
@@ -131,13 +158,13 @@ static lightos_status_t lk_chunk_strict(void* user, const void* const* in, uint3
                                         size_t len, void* out) {
   lk_strict_user_t* u = user;
   size_t fsize = lk_strict_fixed_size(u->dt);
-  void* sum = malloc(len * fsize);
+  void* sum = lk_tmp(u->a, LK_SCR_SUM, len * fsize);
   if (!sum) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for %zu sums", len);
   memcpy(sum, in[0], len * fsize);
   for (uint32_t i = 1; i < m; ++i) lk_strict_sum(u->dt, sum, in[i], len);
   lk_strict_finish(u->dt, u->op, sum, len, u->exps + off / LK_STRICT_BLOCK,
                    u->special ? u->special + off : NULL, u->ntotal, out);
-  free(sum);
+  lk_tmp_done(u->a, sum);
   return LIGHTOS_SUCCESS;
 }
 
@@ -170,13 +197,13 @@ static lightos_status_t lk_allreduce_ring(const lk_algo_t* a, const void* const*
   const uint32_t n = a->size, me = a->rank;
   if (nsends > 1) {
     /* recv may be one of the later contributions: sum aside first. */
-    void* local = malloc(count * es);
+    void* local = lk_tmp(a, LK_SCR_LOCAL, count * es);
     if (!local) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for a local sum");
     memcpy(local, sends[0], count * es);
     for (uint32_t i = 1; i < nsends; ++i)
       lk_red_accum(dt, op == LIGHTOS_OP_AVG ? LIGHTOS_OP_SUM : op, local, sends[i], count);
     memcpy(recv, local, count * es);
-    free(local);
+    lk_tmp_done(a, local);
   } else if (recv != sends[0]) {
     memmove(recv, sends[0], count * es);
   }
@@ -188,7 +215,7 @@ static lightos_status_t lk_allreduce_ring(const lk_algo_t* a, const void* const*
     size_t maxlen = 0;
     for (uint32_t r = 0; r < n; ++r)
       if (offs[r + 1] - offs[r] > maxlen) maxlen = offs[r + 1] - offs[r];
-    char* tmp = malloc(maxlen * es + 1);
+    char* tmp = lk_tmp(a, LK_SCR_RECV, maxlen * es + 1);
     if (!tmp) {
       free(offs);
       return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for a ring buffer");
@@ -209,7 +236,7 @@ static lightos_status_t lk_allreduce_ring(const lk_algo_t* a, const void* const*
           {false, prev, (char*)recv + offs[rc] * es, (offs[rc + 1] - offs[rc]) * es}};
       s = a->x->vtbl->exchange(a->x, ops, 2, a->deadline_ns);
     }
-    free(tmp);
+    lk_tmp_done(a, tmp);
     free(offs);
   }
   if (!s && op == LIGHTOS_OP_AVG && ntotal > 1) {
@@ -238,7 +265,8 @@ static lightos_status_t lk_allreduce_strict(const lk_algo_t* a, const void* cons
   lightos_status_t s = LIGHTOS_SUCCESS;
   int16_t* exps = malloc(nblocks * sizeof *exps);
   int16_t* all = malloc(nblocks * n * sizeof *all);
-  void* fixed = calloc(count, fsize);
+  void* fixed = lk_tmp(a, LK_SCR_FIXED, count * fsize);
+  if (fixed) memset(fixed, 0, count * fsize);
   uint8_t* special = NULL;
   uint64_t* flags = malloc(n * sizeof *flags);
   if (!exps || !all || !fixed || !flags) {
@@ -282,14 +310,14 @@ static lightos_status_t lk_allreduce_strict(const lk_algo_t* a, const void* cons
     if (s) goto out;
   }
   for (uint32_t i = 0; i < nsends; ++i) lk_strict_add(dt, sends[i], count, exps, fixed);
-  lk_strict_user_t u = {dt, op, exps, special, ntotal_in};
+  lk_strict_user_t u = {a, dt, op, exps, special, ntotal_in};
   lk_rs_args_t ra = {fixed, fsize, offs, lk_chunk_strict, &u, recv, lightos_dtype_size(dt),
                      LK_AG_ALL, 0};
   s = lk_rs_ag(a, &ra);
 out:
   free(exps);
   free(all);
-  free(fixed);
+  if (fixed) lk_tmp_done(a, fixed);
   free(special);
   free(flags);
   return s;
@@ -337,13 +365,13 @@ lightos_status_t lk_algo_allreduce(const lk_algo_t* a, const void* const* sends,
   }
   /* TOPOLOGY (and STRICT for integers, min, max: already order independent). */
   lk_partition(count, 64, n, offs);
-  lk_tree_user_t u = {dt, op, multi, ntotal};
+  lk_tree_user_t u = {a, dt, op, multi, ntotal};
   const void* data = sends[0];
   void* acc = NULL;
   if (multi) {
     /* A rank's contributions are the first leaves of its subtree: their
      * tree, in the accumulation type, is what travels. */
-    acc = malloc(count * lk_red_acc_size(dt) + 1);
+    acc = lk_tmp(a, LK_SCR_LOCAL, count * lk_red_acc_size(dt) + 1);
     if (!acc) {
       free(offs);
       return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for %zu accumulators", count);
@@ -351,7 +379,7 @@ lightos_status_t lk_algo_allreduce(const lk_algo_t* a, const void* const* sends,
     s = lk_red_tree(dt, op == LIGHTOS_OP_AVG ? LIGHTOS_OP_SUM : op, sends, nsends, false, acc,
                     count);
     if (s) {
-      free(acc);
+      lk_tmp_done(a, acc);
       free(offs);
       return s;
     }
@@ -360,7 +388,7 @@ lightos_status_t lk_algo_allreduce(const lk_algo_t* a, const void* const* sends,
   lk_rs_args_t ra = {data, multi ? lk_red_acc_size(dt) : lightos_dtype_size(dt), offs,
                      lk_chunk_tree, &u, recv, lightos_dtype_size(dt), LK_AG_ALL, 0};
   s = lk_rs_ag(a, &ra);
-  free(acc);
+  if (acc) lk_tmp_done(a, acc);
   free(offs);
   return s;
 }
@@ -386,7 +414,7 @@ lightos_status_t lk_algo_reduce(const lk_algo_t* a, const void* send, void* recv
     return s;
   }
   lk_partition(count, 64, n, offs);
-  lk_tree_user_t u = {dt, op, false, n};
+  lk_tree_user_t u = {a, dt, op, false, n};
   /* Non-root ranks reduce their chunk into a scratch copy and send it to root. */
   void* out = recv;
   if (a->rank != root) {
@@ -468,7 +496,7 @@ lightos_status_t lk_algo_reduce_scatter(const lk_algo_t* a, const void* send, vo
     free(offs);
     return s;
   }
-  lk_tree_user_t u = {dt, op, false, n};
+  lk_tree_user_t u = {a, dt, op, false, n};
   lk_rs_args_t ra = {send, lightos_dtype_size(dt), offs, lk_chunk_tree, &u, recv,
                      lightos_dtype_size(dt), LK_AG_NONE, 0};
   s = lk_rs_ag(a, &ra);

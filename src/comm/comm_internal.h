@@ -46,6 +46,15 @@ typedef struct lk_coll {
   struct lk_comm** split_out;  /* where the new communicator goes */
 } lk_coll_t;
 
+/* Grow-only work buffers of a communicator's proxy thread, reused from one
+ * operation to the next (fresh large allocations cost page faults). */
+enum { LK_SCR_RECV, LK_SCR_ACC, LK_SCR_FIXED, LK_SCR_SUM, LK_SCR_LOCAL, LK_SCRATCH_SLOTS };
+typedef struct lk_scratch {
+  void* p[LK_SCRATCH_SLOTS];
+  size_t cap[LK_SCRATCH_SLOTS];
+} lk_scratch_t;
+void lk_scratch_free(lk_scratch_t* s);
+
 /* One operation as the API call described it. */
 typedef struct lk_coll_desc {
   lk_coll_kind_t kind;
@@ -96,6 +105,7 @@ typedef struct lk_comm {
   atomic_bool aborted;
   char abort_msg[384];
 
+  lk_scratch_t scratch;       /* the proxy thread's work buffers */
   const lk_comm_dev_vtbl_t* dev_vtbl; /* NULL: host path only */
   void* dev;
 } lk_comm_t;
@@ -109,13 +119,16 @@ typedef struct lk_comm {
 lightos_status_t lk_nccl_attach_all(lk_comm_t* const* comms, uint32_t n);
 lightos_status_t lk_nccl_attach_rank(lk_comm_t* c);
 
+
 /* Host algorithms over the comm's transport.  Pointers are host memory of
- * this rank; deadline in lk_now_ns() time. */
+ * this rank; deadline in lk_now_ns() time.  scratch may be NULL (then
+ * work buffers are allocated per operation). */
 typedef struct lk_algo {
   lk_xport_t* x;
   uint32_t rank, size;
   lightos_determinism_t level;
   uint64_t deadline_ns;
+  lk_scratch_t* scratch;
 } lk_algo_t;
 
 lightos_status_t lk_algo_allreduce(const lk_algo_t* a, const void* const* sends, uint32_t nsends,

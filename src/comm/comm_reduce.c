@@ -75,6 +75,29 @@ static uint64_t lk_round_bits(bool neg, lk_u128 mag, int exp2, bool sticky, int 
   return sign | bits;
 }
 
+/* f32 bits of +-mag * 2^exp2 rounded to nearest even: lk_round_bits for
+ * 64-bit magnitudes (the STRICT f32 sums). */
+static uint32_t lk_round_bits64(bool neg, uint64_t mag, int exp2) {
+  if (!mag) return 0;
+  uint32_t sign = neg ? 0x80000000u : 0;
+  int e = 63 - __builtin_clzll(mag) + exp2;
+  int quantum = (e < -126 ? -126 : e) - 23;
+  int shift = quantum - exp2;
+  uint64_t q;
+  if (shift <= 0) {
+    q = mag << -shift; /* exact: fewer than 24 significant bits */
+  } else if (shift > 63) {
+    q = 0;
+  } else {
+    q = mag >> shift;
+    uint64_t rem = mag & ((1ull << shift) - 1), half = 1ull << (shift - 1);
+    q += rem > half || (rem == half && (q & 1));
+  }
+  uint64_t bits = e < -126 ? q : ((uint64_t)(e + 127) << 23) + (q - (1ull << 23));
+  if (bits >= 0x7f800000u) bits = 0x7f800000u;
+  return sign | (uint32_t)bits;
+}
+
 float lk_f16_to_f32(uint16_t h) {
   uint32_t sign = (uint32_t)(h & 0x8000) << 16;
   uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff;
@@ -290,20 +313,46 @@ typedef struct lk_tree_ctx {
   char* tmp;        /* 33 blocks of accumulators */
 } lk_tree_ctx_t;
 
+/* The accumulators of leaf i of the block: the input itself when it is
+ * stored in the accumulation type (no copy), else converted into buf. */
+static const void* lk_tree_leaf(const lk_tree_ctx_t* t, uint32_t i, void* buf) {
+  const char* src = (const char*)t->in[i] + t->base * (t->in_acc ? t->asize : t->esize);
+  if (t->in_acc || t->asize == t->esize) return src;
+  lk_to_acc(t->dt, src, buf, t->len);
+  return buf;
+}
+
+/* out = a op b over accumulators (out may be a). */
+static void lk_combine3(const lk_tree_ctx_t* t, void* out, const void* a, const void* b) {
+  if (out != a) memcpy(out, a, t->len * t->asize);
+  lk_combine_acc(t->dt, t->op, out, b, t->len);
+}
+
 static void lk_tree_rec(const lk_tree_ctx_t* t, uint32_t lo, uint32_t hi, void* out,
                         int depth) {
+  char* tmp = t->tmp + (size_t)depth * 2 * LK_RED_BLOCK * t->asize;
   if (hi - lo == 1) {
-    const char* src = (const char*)t->in[lo] + t->base * (t->in_acc ? t->asize : t->esize);
-    if (t->in_acc) memcpy(out, src, t->len * t->asize);
-    else lk_to_acc(t->dt, src, out, t->len);
+    const void* leaf = lk_tree_leaf(t, lo, out);
+    if (leaf != out) memcpy(out, leaf, t->len * t->asize);
     return;
   }
   uint32_t m = 1;
   while (m * 2 < hi - lo) m *= 2;
-  lk_tree_rec(t, lo, lo + m, out, depth);
-  void* right = t->tmp + (size_t)depth * LK_RED_BLOCK * t->asize;
-  lk_tree_rec(t, lo + m, hi, right, depth + 1);
-  lk_combine_acc(t->dt, t->op, out, right, t->len);
+  const void* left;
+  const void* right;
+  if (m == 1) {
+    left = lk_tree_leaf(t, lo, out);
+  } else {
+    lk_tree_rec(t, lo, lo + m, out, depth + 1);
+    left = out;
+  }
+  if (hi - (lo + m) == 1) {
+    right = lk_tree_leaf(t, lo + m, tmp);
+  } else {
+    lk_tree_rec(t, lo + m, hi, tmp, depth + 1);
+    right = tmp;
+  }
+  lk_combine3(t, out, left, right);
 }
 
 lightos_status_t lk_red_tree(lightos_dtype_t dt, lightos_reduce_op_t op, const void* const* in,
@@ -316,7 +365,9 @@ lightos_status_t lk_red_tree(lightos_dtype_t dt, lightos_reduce_op_t op, const v
     else lk_to_acc(dt, in[0], out_acc, n);
     return LIGHTOS_SUCCESS;
   }
-  t.tmp = malloc((size_t)33 * LK_RED_BLOCK * t.asize);
+  size_t levels = 2;
+  for (uint32_t v = m; v > 1; v = (v + 1) / 2) levels++;
+  t.tmp = malloc(2 * levels * LK_RED_BLOCK * t.asize);
   if (!t.tmp) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for a reduction");
   for (size_t b = 0; b < n; b += LK_RED_BLOCK) {
     t.base = b;
@@ -465,8 +516,41 @@ special:
   return false;
 }
 
+/* f32: the largest magnitude's bits per block (magnitude order is bit
+ * order for finite non-negative floats), then its exponent once. */
+static bool lk_strict_scan_f32(const uint32_t* u, size_t n, int16_t* exps, uint8_t* special) {
+  bool any = false;
+  for (size_t b0 = 0; b0 < n; b0 += LK_STRICT_BLOCK) {
+    size_t b1 = n - b0 < LK_STRICT_BLOCK ? n : b0 + LK_STRICT_BLOCK;
+    uint32_t mx = 0, sp = 0;
+    for (size_t i = b0; i < b1; ++i) {
+      uint32_t x = u[i] & 0x7fffffffu;
+      uint32_t fin = x < 0x7f800000u;
+      sp |= !fin;
+      mx = fin && x > mx ? x : mx;
+    }
+    if (sp) {
+      any = true;
+      if (special)
+        for (size_t i = b0; i < b1; ++i) {
+          uint32_t x = u[i] & 0x7fffffffu;
+          if (x >= 0x7f800000u)
+            special[i] |= x > 0x7f800000u ? LK_SPECIAL_NAN
+                                          : (u[i] >> 31 ? LK_SPECIAL_NINF : LK_SPECIAL_PINF);
+        }
+    }
+    if (!mx) continue;
+    uint32_t ex = mx >> 23;
+    int e = ex ? (int)ex - 126 : (32 - __builtin_clz(mx)) - 149;
+    int16_t* ep = &exps[b0 / LK_STRICT_BLOCK];
+    if (e > *ep) *ep = (int16_t)e;
+  }
+  return any;
+}
+
 bool lk_strict_scan(lightos_dtype_t dt, const void* in, size_t n, int16_t* exps,
                     uint8_t* special) {
+  if (dt == LIGHTOS_DTYPE_F32) return lk_strict_scan_f32(in, n, exps, special);
   bool any = false;
   for (size_t i = 0; i < n; ++i) {
     lk_fdec_t d;
@@ -499,8 +583,34 @@ static inline lk_u128 lk_scale_round(uint64_t m, int shift) {
   return q;
 }
 
+/* f32: the same conversion with 64-bit integers only. */
+static void lk_strict_add_f32(const uint32_t* u, size_t n, const int16_t* exps, int64_t* fixed) {
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t x = u[i] & 0x7fffffffu;
+    if (x == 0 || x >= 0x7f800000u) continue;
+    uint32_t ex = x >> 23;
+    uint64_t m = ex ? ((x & 0x7fffffu) | 0x800000u) : x;
+    int shift = (ex ? (int)ex : 1) - 150 + 48 - exps[i / LK_STRICT_BLOCK];
+    uint64_t v;
+    if (shift >= 0) {
+      v = m << shift;
+    } else if (shift < -63) {
+      v = 0;
+    } else {
+      int r = -shift;
+      uint64_t q = m >> r, rem = m & ((1ull << r) - 1), half = 1ull << (r - 1);
+      v = q + (rem > half || (rem == half && (q & 1)));
+    }
+    fixed[i] = (int64_t)((uint64_t)fixed[i] + (u[i] >> 31 ? -v : v));
+  }
+}
+
 void lk_strict_add(lightos_dtype_t dt, const void* in, size_t n, const int16_t* exps,
                    void* fixed) {
+  if (dt == LIGHTOS_DTYPE_F32) {
+    lk_strict_add_f32(in, n, exps, fixed);
+    return;
+  }
   const int Q = lk_strict_q(dt);
   for (size_t i = 0; i < n; ++i) {
     lk_fdec_t d;
@@ -588,6 +698,11 @@ void lk_strict_finish(lightos_dtype_t dt, lightos_reduce_op_t op, const void* fi
     }
     int E = exps[i / LK_STRICT_BLOCK];
     bool neg = v < 0;
+    if (dt == LIGHTOS_DTYPE_F32 && !avg) {
+      uint64_t m64 = neg ? -(uint64_t)(int64_t)v : (uint64_t)(int64_t)v;
+      lk_store_bits(dt, out, i, lk_round_bits64(neg, m64, E - Q));
+      continue;
+    }
     lk_u128 mag = neg ? -(lk_u128)v : (lk_u128)v;
     int exp2 = E - Q;
     bool sticky = false;
