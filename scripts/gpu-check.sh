@@ -5,6 +5,9 @@
 # to $RESULTS (default: ./gpu-results).
 #
 #   scripts/gpu-check.sh [--quick]
+#
+# STEPS (default: all) picks steps by name, e.g. STEPS="build ctest bench_gpu comm".
+# Every step has a time limit (STEP_TIMEOUT, default 900 s) so nothing hangs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RESULTS=${RESULTS:-$PWD/gpu-results}
@@ -33,11 +36,15 @@ export OCL_ICD_VENDORS=$icd_dir
 export LIGHTOS_OPENCL_PLATFORMS=NVIDIA
 
 summary=()
+STEPS=${STEPS:-all}
+STEP_TIMEOUT=${STEP_TIMEOUT:-900}
+want() { [ "$STEPS" = all ] || [[ " $STEPS " == *" $1 "* ]]; }
 step() { # name, command...
   local name=$1; shift
-  local log="$RESULTS/$name.log"
+  want "$name" || want "${name%%:*}" || return 0
+  local log="$RESULTS/${name//:/-}.log"
   local t0=$SECONDS
-  if "$@" >"$log" 2>&1; then r=PASS; else r="FAIL($?)"; fi
+  if timeout "$STEP_TIMEOUT" "$@" >"$log" 2>&1; then r=PASS; else r="FAIL($?)"; fi
   summary+=("$(printf '%-28s %-9s %4ds  %s' "$name" "$r" $((SECONDS - t0)) "$log")")
   echo "== $name: $r"; tail -n 25 "$log"
 }
@@ -47,13 +54,33 @@ nvidia-smi --query-gpu=index,name,driver_version,memory.total,pci.bus_id --forma
 cat "$RESULTS/gpus.csv"
 
 step build bash -c "cmake -S . -B $BUILD -DCMAKE_BUILD_TYPE=Release -DLIGHTOS_WERROR=OFF >/dev/null && cmake --build $BUILD -j\$(nproc)"
+ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || echo 0)
 step info "./$BUILD/lightos" info
 step ctest bash -c "cd $BUILD && ctest --output-on-failure -j4 --timeout 300"
 step selftest "./$BUILD/lightos" selftest
+# Collectives on 1, 2 and 4 GPUs: the GPU suite, then the allreduce table
+# at every level against NCCL (one process driving every GPU, and one
+# process per GPU under mpirun).
+if want comm; then
+  step comm:test-gpu "./$BUILD/tests/test_comm_gpu"
+  for n in 2 4 8; do
+    [ "$ngpu" -ge "$n" ] || continue
+    step "comm:allreduce-${n}gpu" "./$BUILD/bench/bench_comm" --ranks "$n" --devices cuda \
+      --min 1M --max 256M --step-factor 4 --levels none,run,topology,strict
+    if command -v mpirun >/dev/null; then
+      step "comm:allreduce-${n}proc" env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+        mpirun -np "$n" --bind-to none "./$BUILD/bench/bench_comm" --mpi --devices cuda \
+        --min 256M --max 256M --levels none,topology,strict
+    fi
+  done
+  [ "$ngpu" -ge 2 ] && step comm:all-colls-2gpu "./$BUILD/bench/bench_comm" --ranks 2 \
+    --devices cuda --colls all --min 64M --max 64M --levels none,topology
+fi
 if [ "${1:-}" != "--quick" ]; then
   for b in "$BUILD"/bench/bench_*; do
     [ -x "$b" ] || continue
     n=$(basename "$b")
+    [ "$n" = bench_comm ] && continue
     if [ "$n" = bench_kernels ]; then
       step "$n" env OCL_ICD_VENDORS="$icd_all" LIGHTOS_OPENCL_PLATFORMS= "$b" --markdown "$RESULTS/$n.md"
     else

@@ -692,7 +692,7 @@ static void test_dev_host_visible(void) {
 }
 
 static void test_dev_events(void) {
-  enum { N = 256, LAUNCHES = 100 };
+  enum { N = 256, LAUNCHES = 600 }; /* more than a completion batch (256) */
   lightos_kernel_t k = kern("inc");
   LK_REQUIRE(k);
   lightos_buffer_t b = NULL;

@@ -293,6 +293,9 @@ static lightos_status_t lk_capture_args(lk_kernel_t* k, const lightos_device_inf
   return LIGHTOS_SUCCESS;
 }
 
+/* queue.c: a zeroed launch command of `bytes` bytes (inline_arrays set),
+ * from its pool of command blocks; NULL when out of memory. */
+
 /* The command references the kernel and each buffer argument, so that a
  * later set_arg or release cannot free memory a queued launch uses. */
 LIGHTOS_API lightos_status_t lightos_enqueue_kernel(lightos_queue_t queue, lightos_kernel_t kernel,
@@ -308,17 +311,17 @@ LIGHTOS_API lightos_status_t lightos_enqueue_kernel(lightos_queue_t queue, light
                    "kernel '%s' belongs to another context (%s) than the queue (%s)", k->sig->name,
                    k->program->context->device->hal->info.uri, q->context->device->hal->info.uri);
   const lightos_device_info_t* in = &q->context->device->hal->info;
-  /* One allocation per launch: the command, then its argument arrays and
-   * the list of buffers it keeps alive (the dispatch path stays short). */
+  /* One block per launch: the command, then its argument arrays and the
+   * list of buffers it keeps alive (the dispatch path stays short); small
+   * blocks are recycled by queue.c rather than malloc'ed and freed. */
   uint32_t n = k->sig->num_args, nb = 0;
   for (uint32_t i = 0; i < n; ++i) nb += k->args[i].buffer != NULL;
   size_t head = lk_align_up(sizeof(lk_cmd_t), 16);
   size_t bytes = head + n * (sizeof(lk_arg_value_t) + sizeof(void*) + sizeof(lk_hal_arg_mem_t)) +
                  nb * sizeof(lk_buffer_t*);
-  lk_cmd_t* c = calloc(1, bytes);
+  lk_cmd_t* c = lk_cmd_new_launch(bytes);
   if (!c) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for a command");
   c->kind = LK_CMD_KERNEL;
-  c->inline_arrays = true;
   char* at = (char*)c + head;
   c->u.launch.values = (lk_arg_value_t*)(void*)at;
   at += n * sizeof(lk_arg_value_t);

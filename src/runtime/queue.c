@@ -1,6 +1,9 @@
 /* Queues: the runtime side.  Commands are built here and handed to the
  * backend's queue, which runs them in order and completes them through
  * lk_cmd_complete(). */
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,6 +89,129 @@ LIGHTOS_API lightos_status_t lightos_queue_finish(lightos_queue_t queue) {
   return q->hal->vtbl->finish(q->hal);
 }
 
+/* ---- launch command blocks ---------------------------------------------------
+ *
+ * A kernel launch is one allocation (the command, its argument arrays and
+ * its buffer list: lightos_enqueue_kernel), made by the submitting thread
+ * and freed by whichever thread completes it, on GPU backends the queue's
+ * completion thread.  glibc's allocator serves that producer/consumer
+ * pattern poorly: the freeing thread's per-thread cache fills up, the
+ * allocating thread's stays empty, so every launch went through the arena
+ * lock and bin bookkeeping that the other thread had just touched.  Blocks
+ * of up to LK_CMD_BLOCK bytes are therefore recycled here:
+ *   - a freed block is pushed onto a lock-free stack (compare-and-swap);
+ *   - an allocating thread takes the whole stack with one atomic exchange
+ *     (no ABA problem: nothing is ever popped from the shared stack one node
+ *     at a time) into a list of its own and allocates from that list
+ *     without atomics; the list goes back to the stack when the thread
+ *     exits (a pthread key's destructor);
+ *   - at most LK_CMD_POOL_MAX blocks are ever made for the pool (then plain
+ *     malloc/free), so the memory kept is bounded (LK_CMD_POOL_MAX *
+ *     LK_CMD_BLOCK bytes); pooled blocks stay reachable (stack, thread
+ *     lists, queued commands) and are never returned to the system.
+ * Each block starts with a header (lk_cmd_blk_t) that says whether it
+ * belongs to the pool; the command follows it.  Only launch commands
+ * (inline_arrays) are made here. */
+#define LK_CMD_BLOCK 1024u
+#define LK_CMD_POOL_MAX 2048
+
+typedef struct lk_cmd_blk {
+  struct lk_cmd_blk* next; /* in the stack or a thread's list */
+  bool pooled;             /* LK_CMD_BLOCK bytes, recycled */
+} lk_cmd_blk_t;
+
+#define LK_CMD_HDR lk_align_up(sizeof(lk_cmd_blk_t), alignof(max_align_t))
+
+/* The calling thread's own blocks, and whether its exit hands them back. */
+typedef struct lk_pool_tls {
+  lk_cmd_blk_t* mine;
+  bool registered;
+} lk_pool_tls_t;
+
+static _Atomic(lk_cmd_blk_t*) lk_pool_head;
+static atomic_int lk_pool_made;
+static _Thread_local lk_pool_tls_t lk_pool_tls;
+static pthread_key_t lk_pool_key;
+static pthread_once_t lk_pool_once = PTHREAD_ONCE_INIT;
+static bool lk_pool_key_ok;
+
+static void lk_pool_push(lk_cmd_blk_t* first, lk_cmd_blk_t* last) {
+  lk_cmd_blk_t* h = atomic_load_explicit(&lk_pool_head, memory_order_relaxed);
+  do {
+    last->next = h;
+  } while (!atomic_compare_exchange_weak_explicit(&lk_pool_head, &h, first, memory_order_release,
+                                                  memory_order_relaxed));
+}
+
+/* A thread that took blocks exits: its list goes back to the stack (an
+ * allocation after this registers the thread again, and the destructor
+ * runs again). */
+static void lk_pool_thread_exit(void* arg) {
+  lk_pool_tls_t* t = arg;
+  lk_cmd_blk_t* first = t->mine;
+  t->mine = NULL;
+  t->registered = false;
+  if (!first) return;
+  lk_cmd_blk_t* last = first;
+  while (last->next) last = last->next;
+  lk_pool_push(first, last);
+}
+
+static void lk_pool_init(void) {
+  lk_pool_key_ok = pthread_key_create(&lk_pool_key, lk_pool_thread_exit) == 0;
+}
+
+/* Whether this thread may hold pooled blocks (its exit hands them back). */
+static bool lk_pool_thread_ready(void) {
+  if (lk_pool_tls.registered) return true;
+  pthread_once(&lk_pool_once, lk_pool_init);
+  lk_pool_tls.registered = lk_pool_key_ok && pthread_setspecific(lk_pool_key, &lk_pool_tls) == 0;
+  return lk_pool_tls.registered;
+}
+
+lk_cmd_t* lk_cmd_new_launch(size_t bytes) {
+  lk_cmd_blk_t* b = NULL;
+  if (LK_CMD_HDR + bytes <= LK_CMD_BLOCK && lk_pool_thread_ready()) {
+    if (!lk_pool_tls.mine)
+      lk_pool_tls.mine = atomic_exchange_explicit(&lk_pool_head, NULL, memory_order_acquire);
+    if (lk_pool_tls.mine) {
+      b = lk_pool_tls.mine;
+      lk_pool_tls.mine = b->next;
+    } else if (atomic_fetch_add_explicit(&lk_pool_made, 1, memory_order_relaxed) <
+               LK_CMD_POOL_MAX) {
+      b = malloc(LK_CMD_BLOCK);
+      if (!b) {
+        atomic_fetch_sub_explicit(&lk_pool_made, 1, memory_order_relaxed);
+        return NULL;
+      }
+      b->pooled = true;
+    } else {
+      atomic_fetch_sub_explicit(&lk_pool_made, 1, memory_order_relaxed); /* pool full */
+    }
+  }
+  if (!b) {
+    b = malloc(LK_CMD_HDR + bytes);
+    if (!b) return NULL;
+    b->pooled = false;
+  }
+  b->next = NULL;
+  lk_cmd_t* c = (lk_cmd_t*)(void*)((char*)b + LK_CMD_HDR);
+  memset(c, 0, bytes);
+  c->inline_arrays = true;
+  return c;
+}
+
+/* Frees a command's memory (its references are gone). */
+static void lk_cmd_free_block(lk_cmd_t* c) {
+  if (!c->inline_arrays) {
+    free(c);
+    return;
+  }
+  lk_cmd_blk_t* b = (lk_cmd_blk_t*)(void*)((char*)c - LK_CMD_HDR);
+  if (b->pooled) lk_pool_push(b, b);
+  else free(b);
+}
+
 lk_cmd_t* lk_cmd_new(lk_cmd_kind_t kind) {
   lk_cmd_t* c = calloc(1, sizeof *c);
   if (c) c->kind = kind;
@@ -112,7 +238,7 @@ void lk_cmd_free_unsubmitted(lk_cmd_t* c) {
   if (!c) return;
   lk_cmd_drop_refs(c);
   if (c->event) lk_object_unref(&c->event->obj);
-  free(c);
+  lk_cmd_free_block(c);
 }
 
 void lk_cmd_complete(lk_cmd_t* c, lightos_status_t status, uint64_t t_start, uint64_t t_end) {
@@ -123,7 +249,7 @@ void lk_cmd_complete(lk_cmd_t* c, lightos_status_t status, uint64_t t_start, uin
     lk_object_unref(&c->event->obj);
   }
   lk_cmd_drop_refs(c);
-  free(c);
+  lk_cmd_free_block(c);
 }
 
 lightos_status_t lk_queue_submit(lk_queue_t* q, lk_cmd_t* cmd, lightos_event_t* out_event) {

@@ -105,6 +105,9 @@ void lk_event_signal(lk_event_t* ev, lightos_status_t status, const char* messag
  * event as a user handle. */
 lightos_status_t lk_queue_submit(lk_queue_t* q, lk_cmd_t* cmd, lightos_event_t* out_event);
 lk_cmd_t* lk_cmd_new(lk_cmd_kind_t kind);
+/* A zeroed kernel-launch command block of `bytes` bytes (inline_arrays
+ * set; recycled through a pool), or NULL. */
+lk_cmd_t* lk_cmd_new_launch(size_t bytes);
 /* Waits for `ev` (of queue q), running q's pending work on this thread
  * where the backend allows, then releases ev. */
 lightos_status_t lk_queue_wait_and_release(lk_queue_t* q, lightos_event_t ev);
