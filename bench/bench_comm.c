@@ -1498,7 +1498,8 @@ int main(int argc, char** argv) {
   if (use_mpi) {
 #ifdef LK_BENCH_MPI
     if (opt.devices == DEV_OPENCL) bad_arg("--devices opencl is not offered under MPI");
-    MPI_Init(&argc, &argv);
+    int provided = 0; /* MULTIPLE: LightOS's collectives then travel over MPI */
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
     int r = 0, n = 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &r);
     MPI_Comm_size(MPI_COMM_WORLD, &n);

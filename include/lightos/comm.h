@@ -104,6 +104,36 @@ LIGHTOS_API lightos_status_t lightos_comm_init_rank(uint32_t nranks,
                                                     const lightos_comm_config_t* config,
                                                     lightos_comm_t* out_comm);
 
+/* A transport the application supplies (lightos/comm_mpi.h builds one on
+ * MPI, so the collectives' bytes travel over MPI: shared memory, InfiniBand
+ * ...).  Messages between two ranks must arrive in the order they were
+ * started (MPI's non-overtaking rule); each is at most 1 GiB (LightOS
+ * splits larger ones).  Callbacks return 0 on success; any other value
+ * fails the operation (and the communicator).  They are called from the
+ * communicator's proxy thread, one call at a time. */
+typedef struct lightos_comm_transport_ops {
+  uint32_t struct_size;   /* sizeof(lightos_comm_transport_ops_t) */
+  const char* name;       /* e.g. "mpi" (lightos_comm_transport) */
+  void* state;            /* passed to every callback */
+  int (*isend)(void* state, const void* buf, size_t bytes, uint32_t peer, void** request);
+  int (*irecv)(void* state, void* buf, size_t bytes, uint32_t peer, void** request);
+  /* *done = 1 once complete (the request is then released); a receive
+   * that got another length than posted must return nonzero. */
+  int (*test)(void* state, void* request, int* done);
+  /* Abandons an incomplete request after a failure or timeout. */
+  void (*cancel)(void* state, void* request);
+  /* Called once, when the communicator is destroyed (or its creation fails). */
+  void (*destroy)(void* state);
+} lightos_comm_transport_ops_t;
+
+/* Multi-process group over an application transport (not collective:
+ * the transport already connects the ranks).  ops is copied. */
+LIGHTOS_API lightos_status_t lightos_comm_init_transport(uint32_t nranks, uint32_t rank,
+                                                         const lightos_comm_transport_ops_t* ops,
+                                                         lightos_context_t context,
+                                                         const lightos_comm_config_t* config,
+                                                         lightos_comm_t* out_comm);
+
 /* Splits a group (collective over comm; blocks): ranks passing the same
  * color form a new communicator, ordered by key then by old rank.  color
  * LIGHTOS_COMM_SPLIT_NOCOLOR gives *out_comm = NULL.  config NULL: the

@@ -571,6 +571,55 @@ LIGHTOS_API lightos_status_t lightos_comm_init_rank(uint32_t nranks,
   return LIGHTOS_SUCCESS;
 }
 
+static lightos_status_t lk_init_transport(uint32_t nranks, uint32_t rank,
+                                          const lightos_comm_transport_ops_t* ops,
+                                          lightos_context_t context,
+                                          const lightos_comm_config_t* config,
+                                          lightos_comm_t* out_comm, bool* taken) {
+  if (!ops->isend || !ops->irecv || !ops->test || !ops->cancel)
+    return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "ops: isend, irecv, test and cancel are required");
+  if (nranks == 0 || nranks > 65536)
+    return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "nranks %u is not in 1..65536", nranks);
+  if (rank >= nranks)
+    return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "rank %u is not below nranks %u", rank, nranks);
+  LK_CHECK_OUT(out_comm, "out_comm");
+  lk_context_t* ctx = NULL;
+  LK_RESOLVE(ctx, context, LK_OBJ_CONTEXT, "context");
+  lightos_comm_config_t cfg;
+  lightos_status_t s = lk_config_resolve(config, &cfg);
+  if (s) return s;
+  lk_xport_t* x = NULL;
+  *taken = true; /* from here on the transport owns ops->state */
+  s = lk_ext_create(nranks, rank, ops, &x);
+  if (s) return s;
+  lk_comm_t* c = NULL;
+  s = lk_comm_new(ctx, rank, nranks, x, &cfg, &c);
+  if (s) return s;
+  lk_dev_attach_result(lk_nccl_attach_rank(c));
+  *out_comm = LK_HANDLE(c);
+  return LIGHTOS_SUCCESS;
+}
+
+LIGHTOS_API lightos_status_t lightos_comm_init_transport(uint32_t nranks, uint32_t rank,
+                                                         const lightos_comm_transport_ops_t* ops,
+                                                         lightos_context_t context,
+                                                         const lightos_comm_config_t* config,
+                                                         lightos_comm_t* out_comm) {
+  if (!ops) return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "ops is NULL");
+  if (ops->struct_size != sizeof *ops)
+    return LK_FAIL(LIGHTOS_INVALID_ARGUMENT,
+                   "ops->struct_size %u is not sizeof(lightos_comm_transport_ops_t) (%zu)",
+                   ops->struct_size, sizeof *ops);
+  bool taken = false;
+  lightos_status_t s = lk_init_transport(nranks, rank, ops, context, config, out_comm, &taken);
+  if (s && !taken && ops->destroy) {
+    lightos_error_info_t saved = *lightos_last_error();
+    ops->destroy(ops->state);
+    return LK_FAIL(saved.status, "%s", saved.message);
+  }
+  return s;
+}
+
 /* The split exchange: every rank's (color, key); each color's first rank
  * makes the new group's id and every member joins it. */
 static lightos_status_t lk_run_split(lk_comm_t* c, const lk_algo_t* a, lk_coll_t* op) {
@@ -1184,6 +1233,7 @@ LIGHTOS_API lightos_status_t lightos_comm_transport(lightos_comm_t comm, const c
   lk_comm_t* c = NULL;
   LK_RESOLVE(c, comm, LK_OBJ_COMM, "comm");
   LK_CHECK_OUT(out_name, "out_name");
-  *out_name = c->dev_vtbl ? c->dev_vtbl->name : c->xport->vtbl->name;
+  const char* ext = lk_ext_name(c->xport);
+  *out_name = c->dev_vtbl ? c->dev_vtbl->name : ext ? ext : c->xport->vtbl->name;
   return LIGHTOS_SUCCESS;
 }

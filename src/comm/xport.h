@@ -82,4 +82,11 @@ lightos_status_t lk_tcp_new_id(lk_xport_id_t* out_id);
 lightos_status_t lk_tcp_join(const lk_xport_id_t* id, uint32_t nranks, uint32_t rank,
                              uint64_t deadline_ns, lk_xport_t** out);
 
+/* Application transports (xport_ext.c): ops is copied; on failure
+ * ops->destroy has been called. */
+lightos_status_t lk_ext_create(uint32_t nranks, uint32_t rank,
+                               const lightos_comm_transport_ops_t* ops, lk_xport_t** out);
+/* The application transport's name, or NULL for the other transports. */
+const char* lk_ext_name(const lk_xport_t* x);
+
 #endif

@@ -3,6 +3,8 @@
  * every level against values every rank can compute, the ranks' bits
  * compared with MPI, and one hash across 1, 2 and 4 ranks (the same 8
  * contributions split over them) at TOPOLOGY and STRICT.
+ * The bytes travel over MPI (MPI_THREAD_MULTIPLE), or over TCP with
+ * LIGHTOS_COMM_MPI=0.
  * Run: mpirun -np 4 --oversubscribe tests/test_comm_mpi */
 #include <math.h>
 #include <mpi.h>
@@ -85,7 +87,8 @@ static void split_hash(lightos_context_t ctx, int n, lightos_determinism_t level
 }
 
 int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
   MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
   MPI_Comm_size(MPI_COMM_WORLD, &g_size);
   lightos_context_t ctx;
@@ -103,6 +106,12 @@ int main(int argc, char** argv) {
     lightos_status_t s = lightos_comm_init_mpi(MPI_COMM_WORLD, ctx, &cfg, &comm);
     CHECK(!s, "init_mpi: %s", lightos_last_error()->message);
     if (s) break;
+    const char* tname = "";
+    lightos_comm_transport(comm, &tname);
+    const char* env = getenv("LIGHTOS_COMM_MPI");
+    const char* want_t = provided == MPI_THREAD_MULTIPLE && !(env && env[0] == '0') ? "mpi" : "tcp";
+    CHECK(!strcmp(tname, want_t), "transport %s, expected %s", tname, want_t);
+    if (level == LIGHTOS_DETERMINISM_NONE && g_rank == 0) printf("test_comm_mpi: transport %s\n", tname);
     uint32_t r = 0, sz = 0;
     lightos_comm_rank(comm, &r);
     lightos_comm_size(comm, &sz);
