@@ -721,6 +721,13 @@ static void test_bad_input(void) {
   memset(&id, 0x5a, sizeof id);
   BAD(lightos_comm_init_rank(2, &id, 0, g.ctx[0], NULL, nc), LIGHTOS_INVALID_ARGUMENT, "id");
   BAD(lightos_comm_init_rank(2, &id, 2, g.ctx[0], NULL, nc), LIGHTOS_INVALID_ARGUMENT, "rank");
+  BAD(lightos_comm_init_transport(2, 0, NULL, g.ctx[0], NULL, nc), LIGHTOS_INVALID_ARGUMENT, "ops");
+  lightos_comm_transport_ops_t tops;
+  memset(&tops, 0, sizeof tops);
+  tops.struct_size = 7;
+  BAD(lightos_comm_init_transport(2, 0, &tops, g.ctx[0], NULL, nc), LIGHTOS_INVALID_ARGUMENT, "struct_size");
+  tops.struct_size = sizeof tops;
+  BAD(lightos_comm_init_transport(2, 0, &tops, g.ctx[0], NULL, nc), LIGHTOS_INVALID_ARGUMENT, "isend");
   setenv("LIGHTOS_COMM_LEVEL", "fastest", 1);
   BAD(lightos_comm_config_default(&cfg), LIGHTOS_INVALID_ARGUMENT, "LIGHTOS_COMM_LEVEL");
   unsetenv("LIGHTOS_COMM_LEVEL");
