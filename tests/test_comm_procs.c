@@ -1,7 +1,9 @@
 #define _GNU_SOURCE
-/* Collectives across processes: lightos_comm_get_unique_id in the parent,
- * the id passed to forked children (any channel works: here, memory
- * inherited by fork), lightos_comm_init_rank in each child over TCP.
+/* Collectives across processes: forked children; rank 0 makes the group
+ * id (lightos_comm_get_unique_id) and passes it to the others through
+ * pipes (any channel works), every child calls lightos_comm_init_rank
+ * (TCP).  The parent never starts a LightOS thread, so children are forked
+ * from a single-threaded process.
  * Checks results and the cross-process bitwise guarantees, and that when
  * one rank is killed every other rank fails within the timeout. */
 #include <math.h>
@@ -37,11 +39,43 @@ static void contribution(int k, float* p) {
   }
 }
 
+/* Id pipes: rank 0 writes the id once per other rank. */
+static int g_idpipe[8][2];
+
+static int id_pipes_open(uint32_t n) {
+  for (uint32_t r = 1; r < n; ++r)
+    if (pipe(g_idpipe[r])) return -1;
+  return 0;
+}
+
+/* In the child of rank r: the group's id (rank 0 makes it). */
+static int id_get(uint32_t n, uint32_t r, lightos_comm_unique_id_t* id) {
+  int rc = 0;
+  if (r == 0) {
+    if (lightos_comm_get_unique_id(id)) return -1;
+    for (uint32_t p = 1; p < n; ++p)
+      if (write(g_idpipe[p][1], id, sizeof *id) != (ssize_t)sizeof *id) rc = -1;
+  } else if (read(g_idpipe[r][0], id, sizeof *id) != (ssize_t)sizeof *id) {
+    rc = -1;
+  }
+  return rc;
+}
+
+static void id_pipes_close(uint32_t n) {
+  for (uint32_t r = 1; r < n; ++r) {
+    close(g_idpipe[r][0]);
+    close(g_idpipe[r][1]);
+  }
+}
+
 /* A child: rank `rank` of nranks holding contributions [first, first+k);
  * writes the SHA-256 of its allreduce_multi result to fd.  Exit status 0
  * on success. */
-static int child_allreduce(const lightos_comm_unique_id_t* id, uint32_t nranks, uint32_t rank,
-                           uint32_t first, uint32_t k, lightos_determinism_t level, int fd) {
+static int child_allreduce(uint32_t nranks, uint32_t rank, uint32_t first, uint32_t k,
+                           lightos_determinism_t level, int fd) {
+  lightos_comm_unique_id_t idv;
+  if (id_get(nranks, rank, &idv)) return 9;
+  const lightos_comm_unique_id_t* id = &idv;
   lightos_context_t ctx;
   if (lightos_context_create_from_uri("cpu", &ctx)) return 10;
   lightos_comm_config_t cfg;
@@ -100,11 +134,7 @@ static int child_allreduce(const lightos_comm_unique_id_t* id, uint32_t nranks, 
 /* Runs a split over processes; returns 0 and the hashes of every rank. */
 static int run_split(const uint32_t* split, uint32_t nranks, lightos_determinism_t level,
                      uint8_t hashes[][32]) {
-  lightos_comm_unique_id_t id;
-  if (lightos_comm_get_unique_id(&id)) {
-    lk_test_fail(__FILE__, __LINE__, "get_unique_id: %s", lightos_last_error()->message);
-    return -1;
-  }
+  if (id_pipes_open(nranks)) return -1;
   int fds[8][2];
   pid_t pids[8];
   uint32_t first = 0;
@@ -112,12 +142,14 @@ static int run_split(const uint32_t* split, uint32_t nranks, lightos_determinism
     if (pipe(fds[r])) return -1;
     pids[r] = fork();
     if (pids[r] == 0) {
+      alarm(120); /* a hung child dies and the parent reports it */
       close(fds[r][0]);
-      _exit(child_allreduce(&id, nranks, r, first, split[r], level, fds[r][1]));
+      _exit(child_allreduce(nranks, r, first, split[r], level, fds[r][1]));
     }
     close(fds[r][1]);
     first += split[r];
   }
+  id_pipes_close(nranks);
   int rc = 0;
   for (uint32_t r = 0; r < nranks; ++r) {
     if (read(fds[r][0], hashes[r], 32) != 32) rc = -1;
@@ -163,9 +195,8 @@ static void test_processes_bitwise(void) {
 /* One of 4 processes is killed while the others run collectives: each of
  * the others gets an error, long before the (generous) timeout. */
 static void test_killed_rank(void) {
-  lightos_comm_unique_id_t id;
-  LK_REQUIRE_OK(lightos_comm_get_unique_id(&id));
   const uint32_t n = 4, victim = 2;
+  LK_REQUIRE(id_pipes_open(n) == 0);
   const double timeout = 20.0;
   int fds[4][2];
   pid_t pids[4];
@@ -173,7 +204,10 @@ static void test_killed_rank(void) {
     LK_REQUIRE(pipe(fds[r]) == 0);
     pids[r] = fork();
     if (pids[r] == 0) {
+      alarm(120);
       close(fds[r][0]);
+      lightos_comm_unique_id_t id;
+      if (id_get(n, r, &id)) _exit(9);
       lightos_context_t ctx;
       if (lightos_context_create_from_uri("cpu", &ctx)) _exit(10);
       lightos_comm_config_t cfg;
@@ -205,6 +239,7 @@ static void test_killed_rank(void) {
     }
     close(fds[r][1]);
   }
+  id_pipes_close(n);
   char c;
   for (uint32_t r = 0; r < n; ++r) LK_CHECK(read(fds[r][0], &c, 1) == 1);
   struct timespec ts = {0, 200 * 1000 * 1000};
