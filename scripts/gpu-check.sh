@@ -49,7 +49,7 @@ step() { # name, command...
   echo "== $name: $r"; tail -n 25 "$log"
 }
 
-nvidia-smi --query-gpu=index,name,driver_version,memory.total,pci.bus_id --format=csv \
+nvidia-smi --query-gpu=index,name,driver_version,memory.total,pci.bus_id,compute_mode --format=csv \
   >"$RESULTS/gpus.csv" 2>&1 || true
 cat "$RESULTS/gpus.csv"
 

@@ -1308,7 +1308,25 @@ static int cpu_devices_child(int whole, int others) {
         fprintf(stderr, "child device %u: %s (%s)\n", i, ii.uri, ii.name);
     }
   }
-  LK_CHECK_INT(nd, 3 + others);
+  /* A GPU the parent holds may be hidden from a second process by its
+   * vendor's OpenCL (a GPU in exclusive-process compute mode; seen on an
+   * H200 host: CUDA listed it, NVIDIA's OpenCL did not).  Only that may
+   * differ: the child then has CUDA devices and no OpenCL GPU. */
+  uint32_t ocl_gpus = 0, cudas = 0;
+  for (uint32_t i = 0; i < nd; ++i) {
+    lightos_device_t dd = NULL;
+    lightos_device_info_t ii;
+    if (lightos_device_get(i, &dd) || lightos_device_get_info(dd, &ii)) continue;
+    cudas += ii.backend == LIGHTOS_BACKEND_CUDA;
+    ocl_gpus += ii.backend == LIGHTOS_BACKEND_OPENCL &&
+                (ii.type == LIGHTOS_DEVICE_TYPE_GPU_DISCRETE ||
+                 ii.type == LIGHTOS_DEVICE_TYPE_GPU_INTEGRATED);
+  }
+  if ((int)nd < 3 + others && cudas > 0 && ocl_gpus == 0)
+    fprintf(stderr, "note: the child sees %u devices, the parent %d: OpenCL GPUs held by the "
+            "parent are hidden from it (exclusive-process compute mode?)\n", nd, 3 + others);
+  else
+    LK_CHECK_INT(nd, 3 + others);
   uint32_t sum = cu[0] + cu[1] + cu[2], mx = cu[0], mn = cu[0];
   for (int i = 1; i < 3; ++i) {
     if (cu[i] > mx) mx = cu[i];
