@@ -1,0 +1,2040 @@
+/* The device path of the collectives for groups of CUDA devices: NCCL,
+ * loaded at run time (dlopen libnccl.so.2, LightOS's own declarations of
+ * the subset used), plus reduction kernels of LightOS's own
+ * (comm_cuda_kernels.h, built by NVRTC) where the result must be the host
+ * algorithms' bits.
+ *
+ * What runs where (lk_nl_route, a function of the operation and the
+ * communicator's configuration only, so every rank takes the same path):
+ *   NONE                 the NCCL collective (allreduce, reduce,
+ *                        reduce_scatter; sum prod min max avg).
+ *   broadcast, allgather, alltoall, barrier: NCCL at every level (no
+ *                        arithmetic; alltoall as grouped send/recv).
+ *   integer sum/prod/min/max at any level: the NCCL collective (wrapping
+ *                        integer arithmetic is order independent: the
+ *                        host's bits).
+ *   RUN, TOPOLOGY (and STRICT min/max, integer avg): allreduce and
+ *                        reduce_scatter as the host does them
+ *                        (comm_algo.c): an all-to-all of chunks (grouped
+ *                        ncclSend/ncclRecv), the fixed tree over ranks in a
+ *                        kernel, an ncclAllGather of the reduced chunks,
+ *                        pipelined over segments (comm_nccl.h).
+ *   STRICT float sum/avg allreduce: run() on the proxy thread, entirely on
+ *                        the GPUs (see lk_nl_strict).
+ *   the rest (send/recv, multi-contribution allreduce, float reduce above
+ *   NONE, STRICT reduce/reduce_scatter, LIGHTOS_COMM_CHECK on the checked
+ *   collectives): LIGHTOS_UNSUPPORTED, the host path.
+ *
+ * Stream order.  enqueue() issues the work on the caller's queue's stream
+ * at once, from the calling thread (lk_cu_queue_enqueue_native), with a
+ * keep-alive command holding the buffers until the stream has passed it.
+ * NCCL executes one communicator's operations in call order; the kernels
+ * run on a second stream ("aux") ordered with CUevents, so that segment
+ * s's reduction overlaps segment s+1's all-to-all.  Caveat: like every
+ * native enqueue, the call waits while the queue holds host work (a wait
+ * for an event, e.g. behind a host-path collective of the same queue); one
+ * thread that drives several ranks should then issue such operations
+ * rank by rank in op order or inside lightos_comm_group_start/end.
+ *
+ * Two NCCL communicators per rank ("lanes"): the enqueue lane, driven by
+ * the threads that enqueue, made when the group attaches; the STRICT lane,
+ * driven by the communicator's proxy thread (run()), made collectively on
+ * the first STRICT allreduce.  Each lane's NCCL calls are issued in the
+ * order of the operations on the communicator, the same on every rank, and
+ * never interleave with the other lane's.
+ *
+ * One thread may drive every rank of an in-process group: NCCL would
+ * connect peers lazily at their first operation, and a lazy connection
+ * blocks until the peer's thread arrives.  So NCCL_RUNTIME_CONNECT is set
+ * to 0 (unless set by the user) before NCCL is first used, and attaching
+ * runs a grouped send/recv between every pair of ranks (p2p connections
+ * are always made on first use).
+ *
+ * Faults.  A watchdog thread per rank follows the enqueued operations
+ * (CUevents before and after each): one that has started and not finished
+ * within the communicator's timeout aborts the NCCL communicators
+ * (ncclCommAbort makes their kernels return) and the communicator: later
+ * operations fail with LIGHTOS_ABORTED and the message.  The operation that
+ * timed out completes on its queue with undefined results.  The watchdog
+ * also aborts when the communicator was aborted by other means (the host
+ * path's transport failed) while device work was pending.  abort() aborts
+ * the NCCL communicators of every rank of an in-process group.
+ *
+ * Buffers: the device address is mem.device_ptr + offset.  The in-place
+ * forms of comm.h (allreduce send == recv, allgather with recv as send,
+ * broadcast/reduce on root) are handled; other overlaps of send and recv
+ * are undefined here, as in NCCL.
+ *
+ * Environment: LIGHTOS_COMM_NCCL=0 turns the path off (read at every
+ * attach); LIGHTOS_NCCL_LIBRARY names the library to open (only that one);
+ * LIGHTOS_NCCL_SEGMENT_KB sets the pipeline segment (exchange bytes per
+ * segment, default 65536).
+ */
+#include "comm/comm_nccl.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "comm/comm_cuda_kernels.h"
+#include "comm/comm_internal.h"
+#include "comm/comm_reduce.h"
+#include "core/error.h"
+#include "core/kcache.h"
+#include "core/log.h"
+#include "core/sha256.h"
+#include "core/util.h"
+#include "hal/cuda/cuda_backend.h"
+
+_Static_assert(sizeof(void*) == sizeof(void (*)(void)),
+               "function and object pointers must have the same size");
+_Static_assert(LIGHTOS_DTYPE_F32 == 1 && LIGHTOS_DTYPE_F64 == 2 && LIGHTOS_DTYPE_F16 == 3 &&
+                   LIGHTOS_DTYPE_BF16 == 4 && LIGHTOS_DTYPE_I32 == 5 &&
+                   LIGHTOS_DTYPE_I64 == 6 && LIGHTOS_DTYPE_U8 == 7,
+               "the kernels' dtype codes");
+_Static_assert(LIGHTOS_OP_SUM == 1 && LIGHTOS_OP_PROD == 2 && LIGHTOS_OP_MIN == 3 &&
+                   LIGHTOS_OP_MAX == 4 && LIGHTOS_OP_AVG == 5,
+               "the kernels' op codes");
+_Static_assert(LK_STRICT_BLOCK == 256 && LK_STRICT_EXP_ZERO == -32768,
+               "the kernels' STRICT constants");
+
+/* ---- NCCL: LightOS's own declarations (nccl.h values) ------------------------ */
+
+typedef int ncclResult_t; /* ncclSuccess = 0 */
+typedef struct lk_ncclComm_st* ncclComm_t;
+typedef struct lk_nccl_uid {
+  char internal[128];
+} lk_nccl_uid_t; /* ncclUniqueId, passed by value */
+_Static_assert(sizeof(lk_nccl_uid_t) == 128, "ncclUniqueId is 128 bytes");
+
+/* ncclDataType_t */
+#define LK_NCCL_INT8 0
+#define LK_NCCL_UINT8 1
+#define LK_NCCL_INT32 2
+#define LK_NCCL_INT64 4
+#define LK_NCCL_FLOAT16 6
+#define LK_NCCL_FLOAT32 7
+#define LK_NCCL_FLOAT64 8
+#define LK_NCCL_BFLOAT16 9
+/* ncclRedOp_t */
+#define LK_NCCL_SUM 0
+#define LK_NCCL_PROD 1
+#define LK_NCCL_MAX 2
+#define LK_NCCL_MIN 3
+#define LK_NCCL_AVG 4
+
+/* The kernels' internal op code for OR (comm_cuda_kernels.h LK_CUK_OR). */
+#define LK_NL_OP_OR 6
+
+/* The oldest NCCL used: grouped p2p with collectives, avg, bf16,
+ * ncclCommInitRank inside a group. */
+#define LK_NCCL_MIN_VERSION 21200
+
+/* X(required, return type, symbol, (parameters)); enums pass as int. */
+#define LK_NCCL_SYMBOLS(X)                                                                   \
+  X(1, ncclResult_t, ncclGetVersion, (int* version))                                         \
+  X(1, ncclResult_t, ncclGetUniqueId, (lk_nccl_uid_t * id))                                  \
+  X(1, ncclResult_t, ncclCommInitRank,                                                       \
+    (ncclComm_t * comm, int nranks, lk_nccl_uid_t id, int rank))                             \
+  X(0, ncclResult_t, ncclCommInitAll, (ncclComm_t * comms, int ndev, const int* devlist))   \
+  X(1, ncclResult_t, ncclCommDestroy, (ncclComm_t comm))                                     \
+  X(1, ncclResult_t, ncclCommAbort, (ncclComm_t comm))                                       \
+  X(1, ncclResult_t, ncclCommGetAsyncError, (ncclComm_t comm, ncclResult_t * error))        \
+  X(1, const char*, ncclGetErrorString, (ncclResult_t result))                               \
+  X(0, const char*, ncclGetLastError, (ncclComm_t comm))                                     \
+  X(1, ncclResult_t, ncclAllReduce,                                                          \
+    (const void* send, void* recv, size_t count, int dtype, int op, ncclComm_t comm,         \
+     CUstream stream))                                                                       \
+  X(1, ncclResult_t, ncclReduce,                                                             \
+    (const void* send, void* recv, size_t count, int dtype, int op, int root,                \
+     ncclComm_t comm, CUstream stream))                                                      \
+  X(1, ncclResult_t, ncclBroadcast,                                                          \
+    (const void* send, void* recv, size_t count, int dtype, int root, ncclComm_t comm,       \
+     CUstream stream))                                                                       \
+  X(1, ncclResult_t, ncclAllGather,                                                          \
+    (const void* send, void* recv, size_t sendcount, int dtype, ncclComm_t comm,             \
+     CUstream stream))                                                                       \
+  X(1, ncclResult_t, ncclReduceScatter,                                                      \
+    (const void* send, void* recv, size_t recvcount, int dtype, int op, ncclComm_t comm,     \
+     CUstream stream))                                                                       \
+  X(1, ncclResult_t, ncclSend,                                                               \
+    (const void* send, size_t count, int dtype, int peer, ncclComm_t comm, CUstream stream)) \
+  X(1, ncclResult_t, ncclRecv,                                                               \
+    (void* recv, size_t count, int dtype, int peer, ncclComm_t comm, CUstream stream))       \
+  X(1, ncclResult_t, ncclGroupStart, (void))                                                 \
+  X(1, ncclResult_t, ncclGroupEnd, (void))
+
+typedef struct lk_nccl_api {
+  void* lib;
+  char path[256];
+  int version;
+#define LK_NCCL_FIELD_(req, ret, name, params) ret(*name) params;
+  LK_NCCL_SYMBOLS(LK_NCCL_FIELD_)
+#undef LK_NCCL_FIELD_
+} lk_nccl_api_t;
+
+static pthread_once_t lk_nccl_once = PTHREAD_ONCE_INIT;
+static lk_nccl_api_t lk_nccl_api_s;
+static const lk_nccl_api_t* lk_nccl_loaded;
+static char lk_nccl_reason[400];
+
+static int lk_nccl_try(const char* path, char* why, size_t cap) {
+  void* lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (!lib) {
+    snprintf(why, cap, "%s not found", path);
+    return -1;
+  }
+  lk_nccl_api_t t;
+  memset(&t, 0, sizeof t);
+  void* sym;
+#define LK_NCCL_RESOLVE_(req, ret, fn, params)              \
+  sym = dlsym(lib, #fn);                                    \
+  if (!sym && (req)) {                                      \
+    snprintf(why, cap, "%s: symbol %s missing", path, #fn); \
+    dlclose(lib);                                           \
+    return -1;                                              \
+  }                                                         \
+  memcpy(&t.fn, &sym, sizeof sym);
+  LK_NCCL_SYMBOLS(LK_NCCL_RESOLVE_)
+#undef LK_NCCL_RESOLVE_
+  t.lib = lib;
+  lk_strlcpy(t.path, path, sizeof t.path);
+  if (t.ncclGetVersion(&t.version) != 0) t.version = 0;
+  if (t.version < LK_NCCL_MIN_VERSION) {
+    snprintf(why, cap, "%s is NCCL version code %d; LightOS needs 2.12 or newer", path,
+             t.version);
+    dlclose(lib);
+    return -1;
+  }
+  lk_nccl_api_s = t;
+  lk_nccl_loaded = &lk_nccl_api_s;
+  return 0;
+}
+
+static void lk_nccl_load(void) {
+  /* Every algorithm's connections at init rather than at first use (see
+   * the top of the file); before NCCL reads its parameters. */
+  setenv("NCCL_RUNTIME_CONNECT", "0", 0);
+  char why[300] = "";
+  const char* env = getenv("LIGHTOS_NCCL_LIBRARY");
+  if (env && env[0]) {
+    if (lk_nccl_try(env, why, sizeof why) != 0)
+      snprintf(lk_nccl_reason, sizeof lk_nccl_reason, "%s", why);
+    return;
+  }
+  static const char* const names[] = {"libnccl.so.2", "libnccl.so",
+                                      "/usr/local/cuda/lib64/libnccl.so.2"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; ++i) {
+    if (lk_nccl_try(names[i], why, sizeof why) == 0) {
+      LK_LOG_INFO("comm: NCCL %d from %s", lk_nccl_api_s.version, lk_nccl_api_s.path);
+      return;
+    }
+    /* A library that exists but cannot be used says more than "not found". */
+    if (!strstr(why, "not found")) snprintf(lk_nccl_reason, sizeof lk_nccl_reason, "%s", why);
+  }
+  if (!lk_nccl_reason[0])
+    snprintf(lk_nccl_reason, sizeof lk_nccl_reason,
+             "libnccl not found (tried libnccl.so.2, libnccl.so, "
+             "/usr/local/cuda/lib64/libnccl.so.2; LIGHTOS_NCCL_LIBRARY names another)");
+}
+
+static const lk_nccl_api_t* lk_nccl_api_get(char* why, size_t cap) {
+  pthread_once(&lk_nccl_once, lk_nccl_load);
+  if (!lk_nccl_loaded && why && cap) snprintf(why, cap, "%s", lk_nccl_reason);
+  return lk_nccl_loaded;
+}
+
+int lk_nccl_library_version(char* why, size_t cap) {
+  const lk_nccl_api_t* api = lk_nccl_api_get(why, cap);
+  return api ? api->version : 0;
+}
+
+/* ---- host facts the kernels need ------------------------------------------------ */
+
+uint32_t lk_nccl_host_nan_f32(void) {
+  volatile float a = INFINITY, b = INFINITY;
+  float r = a - b;
+  uint32_t u;
+  memcpy(&u, &r, 4);
+  return u;
+}
+
+uint64_t lk_nccl_host_nan_f64(void) {
+  volatile double a = INFINITY, b = INFINITY;
+  double r = a - b;
+  uint64_t u;
+  memcpy(&u, &r, 8);
+  return u;
+}
+
+/* ---- the plan of a pipelined reduction (comm_nccl.h) ----------------------------- */
+
+/* Allreduce inputs up to this many bytes over all ranks go as one
+ * all-gather (latency: one NCCL call instead of two). */
+#define LK_NL_GATHER_MAX ((size_t)256 << 10)
+
+void lk_nccl_plan_make(lk_nccl_plan_t* pl, uint32_t n, uint32_t me, bool rs, size_t count,
+                       size_t xes, size_t segb) {
+  memset(pl, 0, sizeof *pl);
+  pl->n = n ? n : 1;
+  pl->me = me;
+  pl->rs = rs;
+  pl->count = count;
+  size_t segc = segb / ((size_t)pl->n * xes);
+  segc -= segc % 64;
+  if (segc < 64) segc = 64;
+  pl->segc = segc;
+  if (rs) {
+    pl->nseg = (count + segc - 1) / segc;
+    return;
+  }
+  size_t total;
+  pl->gather_all = pl->n > 1 && lk_mul_ok(count, (size_t)pl->n * xes, &total) &&
+                   total <= LK_NL_GATHER_MAX && total <= segb;
+  const size_t sege = (size_t)pl->n * segc;
+  pl->nseg = pl->gather_all ? 1 : (count + sege - 1) / sege;
+}
+
+void lk_nccl_plan_seg(const lk_nccl_plan_t* pl, size_t s, size_t* base, size_t* len) {
+  if (pl->gather_all) {
+    *base = 0;
+    *len = pl->count;
+    return;
+  }
+  const size_t step = pl->rs ? pl->segc : (size_t)pl->n * pl->segc;
+  *base = s * step;
+  *len = pl->count - *base < step ? pl->count - *base : step;
+}
+
+void lk_nccl_plan_chunk(const lk_nccl_plan_t* pl, size_t s, uint32_t p, size_t* in_off,
+                        size_t* len, size_t* out_off) {
+  size_t base, seglen;
+  lk_nccl_plan_seg(pl, s, &base, &seglen);
+  if (pl->rs) {
+    *in_off = (size_t)p * pl->count + base;
+    *len = seglen;
+    *out_off = base;
+    return;
+  }
+  if (pl->gather_all) { /* every rank reduces everything */
+    *in_off = 0;
+    *len = pl->count;
+    *out_off = 0;
+    return;
+  }
+  if (seglen == (size_t)pl->n * pl->segc) {
+    *in_off = base + (size_t)p * pl->segc;
+    *len = pl->segc;
+  } else { /* the last segment: lk_partition's split, in elements */
+    size_t c = seglen / pl->n, extra = seglen % pl->n;
+    *in_off = base + (size_t)p * c + (p < extra ? p : extra);
+    *len = c + (p < extra ? 1 : 0);
+  }
+  *out_off = *in_off;
+}
+
+size_t lk_nccl_plan_slot(const lk_nccl_plan_t* pl, size_t s) {
+  if (pl->rs) return pl->segc;
+  if (pl->gather_all) return pl->count;
+  size_t base, seglen;
+  lk_nccl_plan_seg(pl, s, &base, &seglen);
+  if (seglen == (size_t)pl->n * pl->segc) return pl->segc;
+  return seglen / pl->n + (seglen % pl->n ? 1 : 0);
+}
+
+bool lk_nccl_plan_equal(const lk_nccl_plan_t* pl, size_t s) {
+  if (pl->rs || pl->gather_all) return true;
+  size_t base, seglen;
+  lk_nccl_plan_seg(pl, s, &base, &seglen);
+  return seglen % pl->n == 0;
+}
+
+/* ---- the kernels' source and images ---------------------------------------------- */
+
+static pthread_once_t lk_nl_src_once = PTHREAD_ONCE_INIT;
+static char* lk_nl_src;
+static size_t lk_nl_src_len;
+
+static void lk_nl_src_build(void) {
+  size_t a = strlen(lk_cuk_prelude), b = strlen(lk_cuk_arith_src), c = strlen(lk_cuk_kernels);
+  lk_nl_src = malloc(a + b + c + 2);
+  if (!lk_nl_src) return;
+  memcpy(lk_nl_src, lk_cuk_prelude, a);
+  memcpy(lk_nl_src + a, lk_cuk_arith_src, b);
+  lk_nl_src[a + b] = '\n';
+  memcpy(lk_nl_src + a + b + 1, lk_cuk_kernels, c + 1);
+  lk_nl_src_len = a + b + 1 + c;
+}
+
+lightos_status_t lk_nccl_compile_kernels(const char* arch, int driver_version, bool use_cache,
+                                         void** image, size_t* size) {
+  pthread_once(&lk_nl_src_once, lk_nl_src_build);
+  if (!lk_nl_src) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for kernel source");
+  const lk_nvrtc_api_t* rtc = lk_nvrtc_api_get(NULL, 0);
+  char ver[96];
+  snprintf(ver, sizeof ver, "nvrtc %d.%d driver %d", rtc ? rtc->major : 0, rtc ? rtc->minor : 0,
+           driver_version);
+  uint8_t key[32];
+  lk_sha256_t h;
+  lk_sha256_init(&h);
+  lk_sha256_update_str(&h, "lightos-nccl-kernels v1");
+  lk_sha256_update_str(&h, arch);
+  lk_sha256_update_str(&h, ver);
+  lk_sha256_update(&h, lk_nl_src, lk_nl_src_len);
+  lk_sha256_final(&h, key);
+  if (use_cache && lk_cache_load(key, image, size)) return LIGHTOS_SUCCESS;
+  char* log = NULL;
+  lightos_status_t s =
+      lk_cuda_compile_source(lk_nl_src, lk_nl_src_len, arch, "", image, size, &log);
+  if (s && log && log[0]) LK_LOG_WARN("comm: the NCCL path's kernels did not build:\n%s", log);
+  free(log);
+  if (!s) lk_cache_store(key, *image, *size);
+  return s;
+}
+
+/* ---- per-rank state ---------------------------------------------------------------- */
+
+typedef struct lk_nl_pend {
+  CUevent start, end;
+  uint64_t started_ns; /* when start was seen complete; 0: not yet */
+} lk_nl_pend_t;
+
+/* One NCCL communicator with its streams, events and scratch. */
+typedef struct lk_nl_lane {
+  const char* name;
+  pthread_mutex_t lock; /* held while issuing work (NCCL calls, launches) */
+  ncclComm_t nc;        /* NULL: not made yet, or aborted */
+  CUstream main;        /* the STRICT lane's own stream (the enqueue lane uses the caller's) */
+  CUstream aux;         /* the reduction kernels */
+  CUevent ev_a[2], ev_c, ev_r, ev_tail, ev_host;
+  CUdeviceptr x;        /* exchange slots: two halves */
+  size_t x_half;
+  CUdeviceptr f;        /* STRICT: a segment's fixed-point values, two halves */
+  size_t f_half;
+  CUdeviceptr e;        /* STRICT: block exponents + the non-finite flag */
+  size_t e_bytes;
+  CUdeviceptr ml, mg;   /* STRICT: this rank's and the merged non-finite masks */
+  size_t m_bytes;
+  CUdeviceptr small;    /* a few bytes: barrier, warm-up */
+  CUdeviceptr* retired; /* grown-out buffers, freed with the lane */
+  size_t nretired, capretired;
+} lk_nl_lane_t;
+
+typedef struct lk_nl_group lk_nl_group_t;
+
+typedef struct lk_nl_dev {
+  lk_comm_t* c;
+  lk_cu_context_t* cu;
+  const lk_cuda_api_t* api;
+  const lk_nccl_api_t* nccl;
+  CUresult (*wait_event)(CUstream stream, CUevent event, unsigned int flags);
+  CUmodule mod;
+  CUfunction k_tree, k_scan, k_mask, k_conv, k_sum;
+  int sms;
+  size_t segb;         /* exchange bytes of one pipeline segment */
+  uint32_t dnan_f;     /* the host's default NaNs */
+  uint64_t dnan_d;
+  lk_nl_lane_t q;      /* the enqueue lane */
+  lk_nl_lane_t p;      /* the STRICT lane */
+  int p_state;         /* 0: not made yet; 1: ready; -1: not usable (every rank agreed) */
+  uint32_t* hword;     /* pinned host word: the STRICT non-finite flag */
+  atomic_bool dead;    /* the NCCL communicators were aborted */
+  /* the watchdog */
+  pthread_mutex_t wlock; /* taken after a lane lock, never before one */
+  pthread_cond_t wcv;
+  pthread_cond_t wdrained;
+  lk_nl_pend_t* pend;
+  size_t npend, cappend;
+  CUevent* evfree;
+  size_t nevfree, capevfree;
+  bool wstop, wd_started;
+  pthread_t wd;
+  lk_nl_group_t* group;
+} lk_nl_dev_t;
+
+/* The ranks of one lightos_comm_init_all, for aborting them together. */
+struct lk_nl_group {
+  pthread_mutex_t lock; /* taken with no lane lock and no wlock held */
+  uint32_t n, live;
+  lk_nl_dev_t* devs[];
+};
+
+static const lk_comm_dev_vtbl_t lk_nl_vtbl;
+
+static uint64_t lk_nl_deadline(const lk_comm_t* c) {
+  double ns = c->config.timeout_s * 1e9;
+  uint64_t now = lk_now_ns();
+  return ns >= (double)(UINT64_MAX - now) ? UINT64_MAX : now + (uint64_t)ns;
+}
+
+static CUdeviceptr lk_nl_ptr(const lk_buffer_t* b) {
+  return b ? (CUdeviceptr)(uintptr_t)b->mem.device_ptr + b->offset : 0;
+}
+
+static bool lk_nl_same_memory(const lk_buffer_t* a, const lk_buffer_t* b) {
+  return a == b || (a && b && a->mem.device_ptr == b->mem.device_ptr &&
+                    a->mem.native == b->mem.native && a->offset == b->offset);
+}
+
+/* A thread's error record, kept across clean-up that may raise others. */
+typedef struct lk_nl_err {
+  lightos_status_t status;
+  char backend[16], name[64];
+  int64_t code;
+  char msg[512];
+} lk_nl_err_t;
+
+static void lk_nl_err_save(lk_nl_err_t* e) {
+  const lightos_error_info_t* i = lightos_last_error();
+  e->status = i->status;
+  lk_strlcpy(e->backend, i->backend, sizeof e->backend);
+  lk_strlcpy(e->name, i->native_name, sizeof e->name);
+  e->code = i->native_code;
+  lk_strlcpy(e->msg, i->message, sizeof e->msg);
+}
+
+static lightos_status_t lk_nl_err_raise(const lk_nl_err_t* e) {
+  if (!e->status) {
+    lightos_clear_error();
+    return LIGHTOS_SUCCESS;
+  }
+  return LK_FAIL_NATIVE(e->status, e->backend, e->name, e->code, "%s", e->msg);
+}
+
+static lightos_status_t lk_nl_nccl_fail(const lk_nl_dev_t* d, const lk_nl_lane_t* l,
+                                        ncclResult_t r, const char* call) {
+  const lk_nccl_api_t* api = d->nccl;
+  const char* text = api->ncclGetErrorString(r);
+  const char* last = api->ncclGetLastError && l && l->nc ? api->ncclGetLastError(l->nc) : NULL;
+  lightos_status_t s;
+  switch (r) {
+    case 4: /* ncclInvalidArgument */
+    case 5: /* ncclInvalidUsage */
+      s = LIGHTOS_INVALID_ARGUMENT;
+      break;
+    case 6: /* ncclRemoteError */
+      s = LIGHTOS_ABORTED;
+      break;
+    default:
+      s = LIGHTOS_INTERNAL;
+  }
+  return LK_FAIL_NATIVE(s, "nccl", text ? text : "", r, "%s failed on rank %u of %u (%s, %d)%s%s",
+                        call, d->c->rank, d->c->size, text ? text : "?", (int)r,
+                        last && last[0] ? ": " : "", last ? last : "");
+}
+
+/* ---- aborting ------------------------------------------------------------------------ */
+
+static void lk_nl_lane_abort(lk_nl_dev_t* d, lk_nl_lane_t* l) {
+  pthread_mutex_lock(&l->lock);
+  if (l->nc) {
+    (void)lk_cu_make_current(d->cu);
+    ncclResult_t r = d->nccl->ncclCommAbort(l->nc);
+    if (r) LK_LOG_DEBUG("comm: ncclCommAbort (%s lane, rank %u): %d", l->name, d->c->rank, r);
+    l->nc = NULL;
+  }
+  pthread_mutex_unlock(&l->lock);
+}
+
+/* Marks the communicator aborted (the first reason stays). */
+static void lk_nl_mark_aborted(lk_comm_t* c, const char* why) {
+  pthread_mutex_lock(&c->lock);
+  if (!atomic_load(&c->aborted)) {
+    lk_strlcpy(c->abort_msg, why, sizeof c->abort_msg);
+    atomic_store(&c->aborted, true);
+  }
+  pthread_mutex_unlock(&c->lock);
+}
+
+/* Aborts this rank's NCCL communicators and the communicator (why: the
+ * reason); with siblings, every rank of its in-process group too.  Call
+ * with no lane lock and no wlock held.  Keeps the thread's error record. */
+static void lk_nl_fatal(lk_nl_dev_t* d, const char* why, bool siblings) {
+  lk_nl_err_t saved;
+  lk_nl_err_save(&saved);
+  atomic_store(&d->dead, true);
+  lk_nl_mark_aborted(d->c, why);
+  lk_nl_lane_abort(d, &d->q);
+  lk_nl_lane_abort(d, &d->p);
+  d->c->xport->vtbl->abort(d->c->xport, why);
+  lk_nl_group_t* g = d->group;
+  if (siblings && g) {
+    char msg[sizeof d->c->abort_msg];
+    snprintf(msg, sizeof msg, "rank %u of the group: %s", d->c->rank, why);
+    pthread_mutex_lock(&g->lock);
+    for (uint32_t i = 0; i < g->n; ++i)
+      if (g->devs[i] && g->devs[i] != d && !atomic_load(&g->devs[i]->dead))
+        lk_nl_fatal(g->devs[i], msg, false);
+    pthread_mutex_unlock(&g->lock);
+  }
+  (void)lk_nl_err_raise(&saved);
+}
+
+/* ---- the watchdog -------------------------------------------------------------------- */
+
+/* An event of the pool (wlock held; the context current). */
+static CUevent lk_nl_ev_get(lk_nl_dev_t* d) {
+  if (d->nevfree) return d->evfree[--d->nevfree];
+  CUevent e = NULL;
+  if (d->api->cuEventCreate(&e, CU_EVENT_DISABLE_TIMING) != CUDA_SUCCESS) return NULL;
+  return e;
+}
+
+static void lk_nl_ev_put(lk_nl_dev_t* d, CUevent e) {
+  if (!e) return;
+  if (d->nevfree == d->capevfree) {
+    size_t cap = d->capevfree ? d->capevfree * 2 : 16;
+    CUevent* grown = realloc(d->evfree, cap * sizeof *grown);
+    if (!grown) {
+      d->api->cuEventDestroy_v2(e);
+      return;
+    }
+    d->evfree = grown;
+    d->capevfree = cap;
+  }
+  d->evfree[d->nevfree++] = e;
+}
+
+/* Records the start of watched work on st (lane lock held). */
+static lightos_status_t lk_nl_watch_begin(lk_nl_dev_t* d, CUstream st, CUevent* out) {
+  pthread_mutex_lock(&d->wlock);
+  CUevent e = lk_nl_ev_get(d);
+  pthread_mutex_unlock(&d->wlock);
+  if (!e) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "cuEventCreate failed for the NCCL watchdog");
+  CUresult r = d->api->cuEventRecord(e, st);
+  if (r) {
+    pthread_mutex_lock(&d->wlock);
+    lk_nl_ev_put(d, e);
+    pthread_mutex_unlock(&d->wlock);
+    return lk_cu_fail(d->cu, r, "cuEventRecord", "the NCCL watchdog");
+  }
+  *out = e;
+  return LIGHTOS_SUCCESS;
+}
+
+/* Records the end of the work begun with start and hands both to the
+ * watchdog (lane lock held).  Without an end event the work is not
+ * watched. */
+static void lk_nl_watch_end(lk_nl_dev_t* d, CUstream st, CUevent start) {
+  pthread_mutex_lock(&d->wlock);
+  CUevent end = lk_nl_ev_get(d);
+  bool ok = end && d->api->cuEventRecord(end, st) == CUDA_SUCCESS;
+  if (ok && d->npend == d->cappend) {
+    size_t cap = d->cappend ? d->cappend * 2 : 32;
+    lk_nl_pend_t* grown = realloc(d->pend, cap * sizeof *grown);
+    if (grown) {
+      d->pend = grown;
+      d->cappend = cap;
+    } else {
+      ok = false;
+    }
+  }
+  if (ok) {
+    d->pend[d->npend++] = (lk_nl_pend_t){start, end, 0};
+    pthread_cond_broadcast(&d->wcv);
+  } else {
+    /* Not watched (the events may still be in use by the stream: they
+     * are only recorded again after a stream wait, never destroyed). */
+    lk_nl_ev_put(d, start);
+    lk_nl_ev_put(d, end);
+  }
+  pthread_mutex_unlock(&d->wlock);
+}
+
+/* The first asynchronous NCCL error of a lane, as text; false if none. */
+static bool lk_nl_async_error(lk_nl_dev_t* d, lk_nl_lane_t* l, char* why, size_t cap) {
+  bool bad = false;
+  pthread_mutex_lock(&l->lock);
+  if (l->nc) {
+    ncclResult_t e = 0;
+    ncclResult_t r = d->nccl->ncclCommGetAsyncError(l->nc, &e);
+    if (r == 0 && e != 0 && e != 7 /* ncclInProgress */) {
+      const char* text = d->nccl->ncclGetErrorString(e);
+      snprintf(why, cap, "NCCL reported an asynchronous error on rank %u (%s lane): %s (%d)",
+               d->c->rank, l->name, text ? text : "?", (int)e);
+      bad = true;
+    }
+  }
+  pthread_mutex_unlock(&l->lock);
+  return bad;
+}
+
+static void* lk_nl_watchdog(void* arg) {
+  lk_nl_dev_t* d = arg;
+  (void)lk_cu_make_current(d->cu);
+  lightos_clear_error();
+  const double tmo_s = d->c->config.timeout_s;
+  const uint64_t tmo = tmo_s * 1e9 >= 1.8e19 ? UINT64_MAX : (uint64_t)(tmo_s * 1e9);
+  uint64_t last_async = 0;
+  pthread_mutex_lock(&d->wlock);
+  for (;;) {
+    while (!d->wstop && d->npend == 0) pthread_cond_wait(&d->wcv, &d->wlock);
+    if (d->npend == 0) break; /* stopping, nothing pending */
+    const uint64_t now = lk_now_ns();
+    char why[sizeof d->c->abort_msg] = "";
+    for (size_t i = 0; i < d->npend;) {
+      lk_nl_pend_t* p = &d->pend[i];
+      CUresult r = d->api->cuEventQuery(p->end);
+      if (r != CUDA_ERROR_NOT_READY) {
+        /* Done (or failed: the queue reports that). */
+        lk_nl_ev_put(d, p->start);
+        lk_nl_ev_put(d, p->end);
+        d->pend[i] = d->pend[--d->npend];
+        continue;
+      }
+      if (!p->started_ns) {
+        if (d->api->cuEventQuery(p->start) == CUDA_SUCCESS) p->started_ns = now;
+      } else if (now - p->started_ns > tmo && !why[0] && !atomic_load(&d->dead)) {
+        snprintf(why, sizeof why,
+                 "a collective on rank %u of %u did not complete within %g s (did every rank "
+                 "issue it?); the NCCL communicators were aborted",
+                 d->c->rank, d->c->size, tmo_s);
+      }
+      ++i;
+    }
+    if (d->npend == 0) pthread_cond_broadcast(&d->wdrained);
+    if (!why[0] && d->npend && atomic_load(&d->c->aborted) && !atomic_load(&d->dead)) {
+      pthread_mutex_lock(&d->c->lock);
+      snprintf(why, sizeof why, "%s", d->c->abort_msg);
+      pthread_mutex_unlock(&d->c->lock);
+    }
+    bool check_async = d->npend && now - last_async > 100000000ull;
+    pthread_mutex_unlock(&d->wlock);
+    if (!why[0] && check_async) {
+      last_async = now;
+      if (!lk_nl_async_error(d, &d->q, why, sizeof why))
+        (void)lk_nl_async_error(d, &d->p, why, sizeof why);
+    }
+    if (why[0]) {
+      LK_LOG_WARN("comm: %s", why);
+      lk_nl_fatal(d, why, true);
+    }
+    pthread_mutex_lock(&d->wlock);
+    if (d->npend && !d->wstop) {
+      struct timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      ts.tv_nsec += 1000000; /* 1 ms */
+      if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec += 1;
+        ts.tv_nsec -= 1000000000L;
+      }
+      pthread_cond_timedwait(&d->wcv, &d->wlock, &ts);
+    } else if (d->npend) {
+      /* Stopping with work pending: poll until it drains. */
+      pthread_mutex_unlock(&d->wlock);
+      struct timespec ts = {0, 1000000};
+      nanosleep(&ts, NULL);
+      pthread_mutex_lock(&d->wlock);
+    }
+  }
+  pthread_cond_broadcast(&d->wdrained);
+  pthread_mutex_unlock(&d->wlock);
+  return NULL;
+}
+
+/* ---- small helpers for issuing -------------------------------------------------------- */
+
+static lightos_status_t lk_nl_record(lk_nl_dev_t* d, CUevent e, CUstream st) {
+  CUresult r = d->api->cuEventRecord(e, st);
+  return r ? lk_cu_fail(d->cu, r, "cuEventRecord", "NCCL path") : LIGHTOS_SUCCESS;
+}
+
+static lightos_status_t lk_nl_wait_on(lk_nl_dev_t* d, CUstream st, CUevent e) {
+  CUresult r = d->wait_event(st, e, 0);
+  return r ? lk_cu_fail(d->cu, r, "cuStreamWaitEvent", "NCCL path") : LIGHTOS_SUCCESS;
+}
+
+static unsigned lk_nl_grid(const lk_nl_dev_t* d, uint64_t items) {
+  uint64_t g = (items + 255) / 256, cap = (uint64_t)d->sms * 8;
+  if (g > cap) g = cap;
+  return g ? (unsigned)g : 1u;
+}
+
+static lightos_status_t lk_nl_launch(lk_nl_dev_t* d, CUfunction f, uint64_t items, CUstream st,
+                                     void** args, const char* what) {
+  CUresult r = d->api->cuLaunchKernel(f, lk_nl_grid(d, items), 1, 1, 256, 1, 1, 0, st, args,
+                                      NULL);
+  return r ? lk_cu_fail(d->cu, r, "cuLaunchKernel", what) : LIGHTOS_SUCCESS;
+}
+
+/* out[0..len) = the fixed tree over n inputs (own for rank me, slots + t *
+ * stride for the others), finished (avg over ntotal). */
+static lightos_status_t lk_nl_tree(lk_nl_dev_t* d, CUstream st, int dt, int op, CUdeviceptr own,
+                                   CUdeviceptr slots, uint64_t stride, uint32_t me, uint32_t n,
+                                   CUdeviceptr out, uint64_t len, uint64_t ntotal) {
+  if (!len) return LIGHTOS_SUCCESS;
+  int kdt = dt, kop = op;
+  unsigned kme = me, kn = n, dnf = d->dnan_f;
+  unsigned long long kstride = stride, klen = len, knt = ntotal, dnd = d->dnan_d;
+  void* args[] = {&kdt, &kop, &own, &slots, &kstride, &kme, &kn, &out, &klen, &knt, &dnf, &dnd};
+  return lk_nl_launch(d, d->k_tree, len, st, args, "the reduction kernel");
+}
+
+static lightos_status_t lk_nl_conv(lk_nl_dev_t* d, CUstream st, int dt, CUdeviceptr in,
+                                   uint64_t gbase, uint64_t len, CUdeviceptr exps,
+                                   CUdeviceptr out) {
+  if (!len) return LIGHTOS_SUCCESS;
+  int kdt = dt;
+  unsigned long long kg = gbase, kl = len;
+  void* args[] = {&kdt, &in, &kg, &kl, &exps, &out};
+  return lk_nl_launch(d, d->k_conv, len, st, args, "the STRICT conversion kernel");
+}
+
+static lightos_status_t lk_nl_sum(lk_nl_dev_t* d, CUstream st, int dt, int op, CUdeviceptr own,
+                                  CUdeviceptr slots, uint64_t stride, uint32_t me, uint32_t n,
+                                  CUdeviceptr out, uint64_t len, uint64_t gbase, CUdeviceptr exps,
+                                  CUdeviceptr mask, uint64_t ntotal) {
+  if (!len) return LIGHTOS_SUCCESS;
+  int kdt = dt, kop = op;
+  unsigned kme = me, kn = n;
+  unsigned long long ks = stride, kl = len, kg = gbase, knt = ntotal;
+  void* args[] = {&kdt, &kop, &own, &slots, &ks, &kme, &kn, &out, &kl, &kg, &exps, &mask, &knt};
+  return lk_nl_launch(d, d->k_sum, len, st, args, "the STRICT sum kernel");
+}
+
+/* Grows a device buffer of the STRICT lane to `copies` x at least `need`
+ * bytes (*have: the bytes of one copy).  The old buffer is kept until the
+ * lane goes (work issued before may still use it).  Lane lock held. */
+static lightos_status_t lk_nl_grow(lk_nl_dev_t* d, lk_nl_lane_t* l, CUdeviceptr* buf,
+                                   size_t* have, size_t need, size_t copies) {
+  if (*buf && *have >= need) return LIGHTOS_SUCCESS;
+  if (need == 0) need = 1;
+  size_t want = *have * 2 > need ? *have * 2 : need, bytes;
+  if (!lk_mul_ok(want, copies, &bytes)) want = need;
+  if (!lk_mul_ok(want, copies, &bytes))
+    return LK_FAIL(LIGHTOS_OUT_OF_RANGE, "NCCL path scratch of %zu x %zu bytes", copies, need);
+  if (*buf && l->nretired == l->capretired) {
+    size_t cap = l->capretired ? l->capretired * 2 : 8;
+    CUdeviceptr* grown = realloc(l->retired, cap * sizeof *grown);
+    if (!grown) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory");
+    l->retired = grown;
+    l->capretired = cap;
+  }
+  CUdeviceptr p = 0;
+  CUresult r = d->api->cuMemAlloc_v2(&p, bytes);
+  if (r == CUDA_ERROR_OUT_OF_MEMORY && want > need) {
+    want = need;
+    bytes = want * copies;
+    r = d->api->cuMemAlloc_v2(&p, bytes);
+  }
+  if (r) {
+    char what[96];
+    snprintf(what, sizeof what, "NCCL path scratch of %zu bytes", bytes);
+    return lk_cu_fail(d->cu, r, "cuMemAlloc", what);
+  }
+  if (*buf) l->retired[l->nretired++] = *buf;
+  *buf = p;
+  *have = want;
+  return LIGHTOS_SUCCESS;
+}
+
+/* ---- the pipelined reductions ----------------------------------------------------------- */
+
+typedef struct lk_nl_pipe {
+  lk_nl_dev_t* d;
+  lk_nl_lane_t* l;
+  CUstream M;            /* NCCL calls (the caller's stream, or the STRICT lane's) */
+  const lk_nccl_plan_t* pl;
+  bool strict;           /* fixed-point exchange (8-byte elements) and the STRICT sum */
+  int dt, op;            /* the element type (U8 for masks) and op (OR for masks) */
+  CUdeviceptr src;       /* the input (strict: the float data that conv reads) */
+  CUdeviceptr out;       /* the result (allreduce: count elements; rs: recvcount) */
+  bool ag;               /* all-gather the reduced chunks */
+  uint64_t ntotal;
+  CUdeviceptr exps, mask; /* strict */
+} lk_nl_pipe_t;
+
+static size_t lk_nl_xes(const lk_nl_pipe_t* p) {
+  return p->strict ? 8 : lightos_dtype_size((lightos_dtype_t)p->dt);
+}
+
+/* strict: segment s's fixed-point values (its whole input range) into f. */
+static lightos_status_t lk_nl_pipe_conv(const lk_nl_pipe_t* p, size_t s, CUstream st) {
+  size_t base, len;
+  lk_nccl_plan_seg(p->pl, s, &base, &len);
+  return lk_nl_conv(p->d, st, p->dt, p->src, base, len, p->exps,
+                    p->l->f + (CUdeviceptr)((s & 1) * p->l->f_half));
+}
+
+/* Segment s's all-to-all: this rank's part of chunk q to rank q, rank q's
+ * part of this rank's chunk into slot q (one NCCL group). */
+static lightos_status_t lk_nl_pipe_a2a(const lk_nl_pipe_t* p, size_t s) {
+  lk_nl_dev_t* d = p->d;
+  const lk_nccl_api_t* api = d->nccl;
+  const lk_nccl_plan_t* pl = p->pl;
+  const size_t xes = lk_nl_xes(p), stride = lk_nccl_plan_slot(pl, s);
+  const CUdeviceptr xbase = p->l->x + (CUdeviceptr)((s & 1) * p->l->x_half);
+  size_t seg_base, seg_len, my_off, my_len, unused;
+  lk_nccl_plan_seg(pl, s, &seg_base, &seg_len);
+  lk_nccl_plan_chunk(pl, s, pl->me, &my_off, &my_len, &unused);
+  if (pl->n == 1) return LIGHTOS_SUCCESS;
+  ncclResult_t r = api->ncclGroupStart();
+  if (r) return lk_nl_nccl_fail(d, p->l, r, "ncclGroupStart");
+  ncclResult_t first = 0;
+  const char* call = "";
+  for (uint32_t q = 0; q < pl->n; ++q) {
+    if (q == pl->me) continue;
+    size_t off, len;
+    lk_nccl_plan_chunk(pl, s, q, &off, &len, &unused);
+    CUdeviceptr sp = p->strict ? p->l->f + (CUdeviceptr)((s & 1) * p->l->f_half) +
+                                     (CUdeviceptr)((off - seg_base) * 8)
+                               : p->src + (CUdeviceptr)(off * xes);
+    if (len && !first) {
+      first = api->ncclSend((const void*)(uintptr_t)sp, len * xes, LK_NCCL_INT8, (int)q,
+                            p->l->nc, p->M);
+      call = "ncclSend";
+    }
+    if (my_len && !first) {
+      first = api->ncclRecv((void*)(uintptr_t)(xbase + (CUdeviceptr)((size_t)q * stride * xes)),
+                            my_len * xes, LK_NCCL_INT8, (int)q, p->l->nc, p->M);
+      call = "ncclRecv";
+    }
+  }
+  r = api->ncclGroupEnd();
+  if (first) return lk_nl_nccl_fail(d, p->l, first, call);
+  return r ? lk_nl_nccl_fail(d, p->l, r, "ncclGroupEnd (all-to-all)") : LIGHTOS_SUCCESS;
+}
+
+/* Segment s's reduction of this rank's chunk, on stream st. */
+static lightos_status_t lk_nl_pipe_red(const lk_nl_pipe_t* p, size_t s, CUstream st) {
+  const lk_nccl_plan_t* pl = p->pl;
+  const size_t xes = lk_nl_xes(p), oes = lightos_dtype_size((lightos_dtype_t)p->dt);
+  const size_t stride = lk_nccl_plan_slot(pl, s);
+  const CUdeviceptr xbase = p->l->x + (CUdeviceptr)((s & 1) * p->l->x_half);
+  size_t seg_base, seg_len, off, len, out_off;
+  lk_nccl_plan_seg(pl, s, &seg_base, &seg_len);
+  lk_nccl_plan_chunk(pl, s, pl->me, &off, &len, &out_off);
+  const CUdeviceptr out = p->out + (CUdeviceptr)(out_off * oes);
+  if (p->strict) {
+    CUdeviceptr own = p->l->f + (CUdeviceptr)((s & 1) * p->l->f_half) +
+                      (CUdeviceptr)((off - seg_base) * 8);
+    return lk_nl_sum(p->d, st, p->dt, p->op, own, xbase, stride, pl->me, pl->n, out, len, off,
+                     p->exps, p->mask, p->ntotal);
+  }
+  return lk_nl_tree(p->d, st, p->dt, p->op, p->src + (CUdeviceptr)(off * xes), xbase, stride,
+                    pl->me, pl->n, out, len, p->ntotal);
+}
+
+/* Segment s's all-gather of the reduced chunks (allreduce). */
+static lightos_status_t lk_nl_pipe_ag(const lk_nl_pipe_t* p, size_t s) {
+  lk_nl_dev_t* d = p->d;
+  const lk_nccl_api_t* api = d->nccl;
+  const lk_nccl_plan_t* pl = p->pl;
+  const size_t oes = lightos_dtype_size((lightos_dtype_t)p->dt);
+  if (pl->n == 1) return LIGHTOS_SUCCESS;
+  size_t my_off, my_len, unused;
+  lk_nccl_plan_chunk(pl, s, pl->me, &my_off, &my_len, &unused);
+  if (lk_nccl_plan_equal(pl, s)) {
+    size_t seg_base, seg_len;
+    lk_nccl_plan_seg(pl, s, &seg_base, &seg_len);
+    if (!my_len) return LIGHTOS_SUCCESS;
+    /* In place: rank r's chunk is at seg_base + r * my_len. */
+    ncclResult_t r = api->ncclAllGather((const void*)(uintptr_t)(p->out + my_off * oes),
+                                        (void*)(uintptr_t)(p->out + seg_base * oes), my_len * oes,
+                                        LK_NCCL_INT8, p->l->nc, p->M);
+    return r ? lk_nl_nccl_fail(d, p->l, r, "ncclAllGather") : LIGHTOS_SUCCESS;
+  }
+  ncclResult_t r = api->ncclGroupStart();
+  if (r) return lk_nl_nccl_fail(d, p->l, r, "ncclGroupStart");
+  ncclResult_t first = 0;
+  const char* call = "";
+  for (uint32_t q = 0; q < pl->n; ++q) {
+    if (q == pl->me) continue;
+    size_t off, len;
+    lk_nccl_plan_chunk(pl, s, q, &off, &len, &unused);
+    if (my_len && !first) {
+      first = api->ncclSend((const void*)(uintptr_t)(p->out + my_off * oes), my_len * oes,
+                            LK_NCCL_INT8, (int)q, p->l->nc, p->M);
+      call = "ncclSend";
+    }
+    if (len && !first) {
+      first = api->ncclRecv((void*)(uintptr_t)(p->out + off * oes), len * oes, LK_NCCL_INT8,
+                            (int)q, p->l->nc, p->M);
+      call = "ncclRecv";
+    }
+  }
+  r = api->ncclGroupEnd();
+  if (first) return lk_nl_nccl_fail(d, p->l, first, call);
+  return r ? lk_nl_nccl_fail(d, p->l, r, "ncclGroupEnd (all-gather)") : LIGHTOS_SUCCESS;
+}
+
+/* Small allreduce: all-gather every rank's input, every rank reduces
+ * every element (on M). */
+static lightos_status_t lk_nl_pipe_gather_all(const lk_nl_pipe_t* p) {
+  lk_nl_dev_t* d = p->d;
+  const lk_nccl_plan_t* pl = p->pl;
+  const size_t xes = lk_nl_xes(p);
+  const size_t count = pl->count;
+  lightos_status_t s = LIGHTOS_SUCCESS;
+  CUdeviceptr own = p->src;
+  if (p->strict) {
+    own = p->l->f;
+    s = lk_nl_conv(d, p->M, p->dt, p->src, 0, count, p->exps, own);
+    if (s) return s;
+  }
+  ncclResult_t r = d->nccl->ncclAllGather((const void*)(uintptr_t)own, (void*)(uintptr_t)p->l->x,
+                                          count * xes, LK_NCCL_INT8, p->l->nc, p->M);
+  if (r) return lk_nl_nccl_fail(d, p->l, r, "ncclAllGather");
+  if (p->strict)
+    return lk_nl_sum(d, p->M, p->dt, p->op, own, p->l->x, count, pl->me, pl->n, p->out, count, 0,
+                     p->exps, p->mask, p->ntotal);
+  return lk_nl_tree(d, p->M, p->dt, p->op, own, p->l->x, count, pl->me, pl->n, p->out, count,
+                    p->ntotal);
+}
+
+/* Runs a pipelined reduction (lane lock held).  Streams: the NCCL calls on
+ * M, the kernels on the lane's aux stream A:
+ *
+ *   A:  [conv0] [conv1] [red0] [conv2] [red1] ...        (strict: conv)
+ *   M:  a2a0 a2a1 |red0| ag0 a2a2 |red1| ag1 ...          (|x|: waits for x)
+ *
+ * so that segment s's reduction runs while segment s+1's all-to-all
+ * moves.  Reuse of the two halves of the scratch: a2a(s+2) is issued after
+ * M waited for red(s), and conv(s+2) follows red(s) on A, which followed
+ * a2a(s).  M starts behind everything the lane's A ran before (ev_tail),
+ * and ends behind everything A runs here. */
+static lightos_status_t lk_nl_pipe_run(const lk_nl_pipe_t* p) {
+  lk_nl_dev_t* d = p->d;
+  lk_nl_lane_t* l = p->l;
+  const CUstream M = p->M, A = l->aux;
+  const size_t nseg = p->pl->nseg;
+  lightos_status_t s = lk_nl_wait_on(d, M, l->ev_tail);
+  if (s) return s;
+  if (p->pl->gather_all) return lk_nl_pipe_gather_all(p);
+  if (p->strict) {
+    if ((s = lk_nl_pipe_conv(p, 0, A)) || (s = lk_nl_record(d, l->ev_c, A)) ||
+        (s = lk_nl_wait_on(d, M, l->ev_c)))
+      return s;
+  }
+  if ((s = lk_nl_pipe_a2a(p, 0)) || (s = lk_nl_record(d, l->ev_a[0], M))) return s;
+  for (size_t i = 0; i < nseg; ++i) {
+    if (i + 1 < nseg) {
+      if (p->strict) {
+        if ((s = lk_nl_pipe_conv(p, i + 1, A)) || (s = lk_nl_record(d, l->ev_c, A)) ||
+            (s = lk_nl_wait_on(d, M, l->ev_c)))
+          return s;
+      }
+      if ((s = lk_nl_pipe_a2a(p, i + 1)) || (s = lk_nl_record(d, l->ev_a[(i + 1) & 1], M)))
+        return s;
+    }
+    if ((s = lk_nl_wait_on(d, A, l->ev_a[i & 1])) || (s = lk_nl_pipe_red(p, i, A)) ||
+        (s = lk_nl_record(d, l->ev_r, A)) || (s = lk_nl_wait_on(d, M, l->ev_r)))
+      return s;
+    if (p->ag && (s = lk_nl_pipe_ag(p, i))) return s;
+  }
+  return lk_nl_record(d, l->ev_tail, A);
+}
+
+/* ---- enqueue: the operations on the caller's stream ----------------------------------- */
+
+enum { LK_NL_HOST = 0, LK_NL_DIRECT, LK_NL_TREE };
+
+/* Where an operation runs: a function of the operation and the
+ * configuration only (every rank decides alike). */
+static int lk_nl_route(const lk_comm_t* c, const lk_coll_desc_t* op) {
+  const lightos_determinism_t lv = c->config.level;
+  const bool check = (c->config.flags & LIGHTOS_COMM_CHECK) != 0;
+  const bool flt = lk_red_dtype_is_float(op->dtype);
+  const bool exact_int = !flt && op->op != LIGHTOS_OP_AVG;
+  const bool strict_sum = lv == LIGHTOS_DETERMINISM_STRICT && flt &&
+                          (op->op == LIGHTOS_OP_SUM || op->op == LIGHTOS_OP_AVG);
+  switch (op->kind) {
+    case LK_COLL_BARRIER:
+    case LK_COLL_ALLTOALL:
+      return LK_NL_DIRECT;
+    case LK_COLL_BROADCAST:
+    case LK_COLL_ALLGATHER:
+      return check ? LK_NL_HOST : LK_NL_DIRECT;
+    case LK_COLL_ALLREDUCE:
+      if (op->multi || op->nsends != 1 || check) return LK_NL_HOST;
+      if (lv == LIGHTOS_DETERMINISM_NONE || exact_int) return LK_NL_DIRECT;
+      return strict_sum ? LK_NL_HOST : LK_NL_TREE;
+    case LK_COLL_REDUCE_SCATTER:
+      if (lv == LIGHTOS_DETERMINISM_NONE || exact_int) return LK_NL_DIRECT;
+      return strict_sum ? LK_NL_HOST : LK_NL_TREE;
+    case LK_COLL_REDUCE:
+      return lv == LIGHTOS_DETERMINISM_NONE || exact_int ? LK_NL_DIRECT : LK_NL_HOST;
+    default:
+      return LK_NL_HOST; /* send, recv (the host path batches them) */
+  }
+}
+
+static int lk_nl_ndt(lightos_dtype_t dt) {
+  switch (dt) {
+    case LIGHTOS_DTYPE_F32: return LK_NCCL_FLOAT32;
+    case LIGHTOS_DTYPE_F64: return LK_NCCL_FLOAT64;
+    case LIGHTOS_DTYPE_F16: return LK_NCCL_FLOAT16;
+    case LIGHTOS_DTYPE_BF16: return LK_NCCL_BFLOAT16;
+    case LIGHTOS_DTYPE_I32: return LK_NCCL_INT32;
+    case LIGHTOS_DTYPE_I64: return LK_NCCL_INT64;
+    default: return LK_NCCL_UINT8;
+  }
+}
+
+static int lk_nl_nop(lightos_reduce_op_t op) {
+  switch (op) {
+    case LIGHTOS_OP_PROD: return LK_NCCL_PROD;
+    case LIGHTOS_OP_MIN: return LK_NCCL_MIN;
+    case LIGHTOS_OP_MAX: return LK_NCCL_MAX;
+    case LIGHTOS_OP_AVG: return LK_NCCL_AVG;
+    default: return LK_NCCL_SUM;
+  }
+}
+
+typedef struct lk_nl_job {
+  lk_nl_dev_t* d;
+  const lk_coll_desc_t* op;
+  int route;
+  CUdeviceptr sp, rp; /* send data (adjusted for in-place allgather), recv */
+} lk_nl_job_t;
+
+/* One NCCL collective on stream st (lane lock held). */
+static lightos_status_t lk_nl_direct(lk_nl_dev_t* d, lk_nl_lane_t* l, CUstream st,
+                                     const lk_nl_job_t* j) {
+  const lk_nccl_api_t* api = d->nccl;
+  const lk_coll_desc_t* op = j->op;
+  const lk_comm_t* c = d->c;
+  const size_t es = lightos_dtype_size(op->dtype);
+  const void* sp = (const void*)(uintptr_t)j->sp;
+  void* rp = (void*)(uintptr_t)j->rp;
+  ncclResult_t r = 0;
+  const char* call = "";
+  switch (op->kind) {
+    case LK_COLL_ALLREDUCE:
+      call = "ncclAllReduce";
+      r = api->ncclAllReduce(sp, rp, op->count, lk_nl_ndt(op->dtype), lk_nl_nop(op->op), l->nc,
+                             st);
+      break;
+    case LK_COLL_REDUCE:
+      call = "ncclReduce";
+      r = api->ncclReduce(sp, c->rank == op->root ? rp : NULL, op->count, lk_nl_ndt(op->dtype),
+                          lk_nl_nop(op->op), (int)op->root, l->nc, st);
+      break;
+    case LK_COLL_REDUCE_SCATTER:
+      call = "ncclReduceScatter";
+      r = api->ncclReduceScatter(sp, rp, op->count, lk_nl_ndt(op->dtype), lk_nl_nop(op->op),
+                                 l->nc, st);
+      break;
+    case LK_COLL_BROADCAST:
+      call = "ncclBroadcast";
+      r = api->ncclBroadcast(c->rank == op->root ? sp : rp, rp, op->count * es, LK_NCCL_INT8,
+                             (int)op->root, l->nc, st);
+      break;
+    case LK_COLL_ALLGATHER:
+      call = "ncclAllGather";
+      r = api->ncclAllGather(sp, rp, op->count * es, LK_NCCL_INT8, l->nc, st);
+      break;
+    case LK_COLL_BARRIER:
+      call = "ncclAllReduce (barrier)";
+      r = api->ncclAllReduce((const void*)(uintptr_t)l->small, (void*)(uintptr_t)l->small, 1,
+                             LK_NCCL_INT32, LK_NCCL_SUM, l->nc, st);
+      break;
+    case LK_COLL_ALLTOALL: {
+      const size_t bytes = op->count * es;
+      r = api->ncclGroupStart();
+      if (r) return lk_nl_nccl_fail(d, l, r, "ncclGroupStart");
+      ncclResult_t first = 0;
+      for (uint32_t q = 0; q < c->size && !first; ++q) {
+        call = "ncclSend";
+        first = api->ncclSend((const char*)sp + (size_t)q * bytes, bytes, LK_NCCL_INT8, (int)q,
+                              l->nc, st);
+        if (!first) {
+          call = "ncclRecv";
+          first = api->ncclRecv((char*)rp + (size_t)q * bytes, bytes, LK_NCCL_INT8, (int)q,
+                                l->nc, st);
+        }
+      }
+      r = api->ncclGroupEnd();
+      if (first) return lk_nl_nccl_fail(d, l, first, call);
+      call = "ncclGroupEnd (all-to-all)";
+      break;
+    }
+    default:
+      return LK_FAIL(LIGHTOS_INTERNAL, "NCCL path: operation kind %d has no NCCL form",
+                     (int)op->kind);
+  }
+  return r ? lk_nl_nccl_fail(d, l, r, call) : LIGHTOS_SUCCESS;
+}
+
+/* The fixed-tree allreduce / reduce_scatter on the caller's stream. */
+static lightos_status_t lk_nl_tree_op(lk_nl_dev_t* d, lk_nl_lane_t* l, CUstream st,
+                                      const lk_nl_job_t* j) {
+  const lk_coll_desc_t* op = j->op;
+  const bool rs = op->kind == LK_COLL_REDUCE_SCATTER;
+  lk_nccl_plan_t pl;
+  lk_nccl_plan_make(&pl, d->c->size, d->c->rank, rs, op->count, lightos_dtype_size(op->dtype),
+                    d->segb);
+  lk_nl_pipe_t p = {.d = d,
+                    .l = l,
+                    .M = st,
+                    .pl = &pl,
+                    .strict = false,
+                    .dt = (int)op->dtype,
+                    .op = (int)op->op,
+                    .src = j->sp,
+                    .out = j->rp,
+                    .ag = !rs,
+                    .ntotal = d->c->size};
+  return lk_nl_pipe_run(&p);
+}
+
+/* Runs on the queue's stream under its submit lock (lk_cu_queue_enqueue_native). */
+static lightos_status_t lk_nl_issue(CUstream st, void* arg) {
+  lk_nl_job_t* j = arg;
+  lk_nl_dev_t* d = j->d;
+  lk_nl_lane_t* l = &d->q;
+  pthread_mutex_lock(&l->lock);
+  if (!l->nc) {
+    pthread_mutex_unlock(&l->lock);
+    pthread_mutex_lock(&d->c->lock);
+    char msg[sizeof d->c->abort_msg];
+    lk_strlcpy(msg, d->c->abort_msg, sizeof msg);
+    pthread_mutex_unlock(&d->c->lock);
+    return LK_FAIL(LIGHTOS_ABORTED, "communicator (rank %u of %u) was aborted: %s", d->c->rank,
+                   d->c->size, msg[0] ? msg : "its NCCL communicator is gone");
+  }
+  CUevent start = NULL;
+  lightos_status_t s = lk_nl_watch_begin(d, st, &start);
+  if (!s) s = j->route == LK_NL_TREE ? lk_nl_tree_op(d, l, st, j) : lk_nl_direct(d, l, st, j);
+  if (start) lk_nl_watch_end(d, st, start);
+  pthread_mutex_unlock(&l->lock);
+  return s;
+}
+
+static lightos_status_t lk_nl_enqueue(lk_comm_t* c, const lk_coll_desc_t* op, lk_queue_t* q) {
+  lk_nl_dev_t* d = c->dev;
+  const int route = lk_nl_route(c, op);
+  if (route == LK_NL_HOST) return LIGHTOS_UNSUPPORTED;
+  if (atomic_load(&c->aborted)) {
+    pthread_mutex_lock(&c->lock);
+    char msg[sizeof c->abort_msg];
+    lk_strlcpy(msg, c->abort_msg, sizeof msg);
+    pthread_mutex_unlock(&c->lock);
+    return LK_FAIL(LIGHTOS_ABORTED, "communicator (rank %u of %u) was aborted: %s", c->rank,
+                   c->size, msg);
+  }
+  lk_buffer_t* send = op->nsends ? op->sends[0] : NULL;
+  lk_nl_job_t j = {.d = d, .op = op, .route = route, .sp = lk_nl_ptr(send), .rp = lk_nl_ptr(op->recv)};
+  if (op->kind == LK_COLL_ALLGATHER && lk_nl_same_memory(send, op->recv))
+    j.sp = j.rp + (CUdeviceptr)((size_t)c->rank * op->count * lightos_dtype_size(op->dtype));
+  /* The buffers stay referenced until the stream has passed the work. */
+  lk_cmd_t* keep = lk_cmd_new(LK_CMD_MARKER);
+  lk_buffer_t** bufs = malloc(2 * sizeof *bufs);
+  if (!keep || !bufs) {
+    free(keep);
+    free(bufs);
+    return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for a collective");
+  }
+  uint32_t nb = 0;
+  if (send) bufs[nb++] = send;
+  if (op->recv && op->recv != send) bufs[nb++] = op->recv;
+  for (uint32_t i = 0; i < nb; ++i) lk_object_ref(&bufs[i]->obj);
+  keep->launch_bufs = bufs;
+  keep->num_launch_bufs = nb;
+  lightos_status_t s = lk_cu_queue_enqueue_native(q->hal, keep, lk_nl_issue, &j);
+  if (s && !atomic_load(&d->dead)) {
+    /* The other ranks issued theirs: this rank's sequence is broken. */
+    char why[sizeof c->abort_msg];
+    snprintf(why, sizeof why, "a collective failed on rank %u after the others issued it: %s",
+             c->rank, lightos_last_error()->message);
+    lk_nl_fatal(d, why, true);
+  }
+  return s;
+}
+
+/* ---- run: STRICT allreduce on the proxy thread --------------------------------------- */
+
+static bool lk_nl_strict_route(const lk_comm_t* c, const lk_coll_desc_t* op) {
+  return op->kind == LK_COLL_ALLREDUCE && !op->multi && op->nsends == 1 &&
+         c->config.level == LIGHTOS_DETERMINISM_STRICT &&
+         !(c->config.flags & LIGHTOS_COMM_CHECK) &&
+         (op->dtype == LIGHTOS_DTYPE_F32 || op->dtype == LIGHTOS_DTYPE_F16 ||
+          op->dtype == LIGHTOS_DTYPE_BF16) &&
+         (op->op == LIGHTOS_OP_SUM || op->op == LIGHTOS_OP_AVG) &&
+         c->size <= LK_STRICT_MAX_CONTRIB;
+}
+
+static lightos_status_t lk_nl_aborted_error(const lk_nl_dev_t* d) {
+  char msg[sizeof d->c->abort_msg];
+  pthread_mutex_lock(&d->c->lock);
+  lk_strlcpy(msg, d->c->abort_msg, sizeof msg);
+  pthread_mutex_unlock(&d->c->lock);
+  return LK_FAIL(LIGHTOS_ABORTED, "communicator (rank %u of %u) was aborted: %s", d->c->rank,
+                 d->c->size, msg[0] ? msg : "its NCCL communicator is gone");
+}
+
+/* Waits for an event until deadline (the context current). */
+static lightos_status_t lk_nl_wait_event(lk_nl_dev_t* d, CUevent e, uint64_t deadline,
+                                         const char* what) {
+  for (unsigned i = 0;; ++i) {
+    CUresult r = d->api->cuEventQuery(e);
+    if (r == CUDA_SUCCESS) return LIGHTOS_SUCCESS;
+    if (r != CUDA_ERROR_NOT_READY) return lk_cu_fail(d->cu, r, "cuEventQuery", what);
+    if (atomic_load(&d->dead)) return lk_nl_aborted_error(d);
+    if (lk_now_ns() >= deadline)
+      return LK_FAIL(LIGHTOS_TIMEOUT,
+                     "rank %u of %u: %s did not complete within %g s (did every rank issue "
+                     "it?); the NCCL communicators were aborted",
+                     d->c->rank, d->c->size, what, d->c->config.timeout_s);
+    if (i < 64) {
+      sched_yield();
+    } else {
+      struct timespec ts = {0, i < 2000 ? 20000 : 200000};
+      nanosleep(&ts, NULL);
+    }
+  }
+}
+
+/* Waits for a stream until deadline (the context current). */
+static lightos_status_t lk_nl_wait_stream(lk_nl_dev_t* d, CUstream st, uint64_t deadline,
+                                          const char* what) {
+  for (unsigned i = 0;; ++i) {
+    CUresult r = d->api->cuStreamQuery(st);
+    if (r == CUDA_SUCCESS) return LIGHTOS_SUCCESS;
+    if (r != CUDA_ERROR_NOT_READY) return lk_cu_fail(d->cu, r, "cuStreamQuery", what);
+    if (lk_now_ns() >= deadline)
+      return LK_FAIL(LIGHTOS_TIMEOUT, "rank %u of %u: %s did not complete within %g s",
+                     d->c->rank, d->c->size, what, d->c->config.timeout_s);
+    struct timespec ts = {0, i < 100 ? 20000 : 200000};
+    nanosleep(&ts, NULL);
+  }
+}
+
+/* Streams and events of a lane (the context current). */
+static lightos_status_t lk_nl_lane_init(lk_nl_dev_t* d, lk_nl_lane_t* l, bool own_main) {
+  const lk_cuda_api_t* api = d->api;
+  CUresult r = CUDA_SUCCESS;
+  if (!l->aux) r = api->cuStreamCreate(&l->aux, CU_STREAM_NON_BLOCKING);
+  if (!r && own_main && !l->main) r = api->cuStreamCreate(&l->main, CU_STREAM_NON_BLOCKING);
+  if (r) return lk_cu_fail(d->cu, r, "cuStreamCreate", "NCCL path");
+  CUevent* evs[] = {&l->ev_a[0], &l->ev_a[1], &l->ev_c, &l->ev_r, &l->ev_tail, &l->ev_host};
+  for (size_t i = 0; i < sizeof evs / sizeof evs[0]; ++i)
+    if (!*evs[i] && (r = api->cuEventCreate(evs[i], CU_EVENT_DISABLE_TIMING)) != CUDA_SUCCESS)
+      return lk_cu_fail(d->cu, r, "cuEventCreate", "NCCL path");
+  return LIGHTOS_SUCCESS;
+}
+
+/* Makes the STRICT lane's communicator, collectively over the host
+ * transport; every rank ends with the same p_state. */
+static lightos_status_t lk_nl_lane_p_setup(lk_nl_dev_t* d, const lk_algo_t* a) {
+  lk_comm_t* c = d->c;
+  const uint32_t n = c->size;
+  uint8_t* oks = calloc(n, 1);
+  if (!oks) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory");
+  lightos_status_t s = lk_cu_make_current(d->cu);
+  if (!s) s = lk_nl_lane_init(d, &d->p, true);
+  if (!s && !d->hword) {
+    void* h = NULL;
+    CUresult r = d->api->cuMemHostAlloc(&h, 64, 0);
+    if (r) s = lk_cu_fail(d->cu, r, "cuMemHostAlloc", "the STRICT flag word");
+    else d->hword = h;
+  }
+  if (s) {
+    LK_LOG_INFO("comm: rank %u cannot make the STRICT NCCL lane: %s", c->rank,
+                lightos_last_error()->message);
+    lightos_clear_error();
+  }
+  oks[c->rank] = s == LIGHTOS_SUCCESS;
+  lightos_status_t t = lk_algo_allgather(a, &oks[c->rank], oks, 1);
+  bool all = !t;
+  for (uint32_t r = 0; all && r < n; ++r) all = oks[r] != 0;
+  struct {
+    uint32_t ok;
+    lk_nccl_uid_t id;
+  } msg;
+  memset(&msg, 0, sizeof msg);
+  if (all && c->rank == 0) msg.ok = d->nccl->ncclGetUniqueId(&msg.id) == 0;
+  if (all) t = lk_algo_broadcast(a, &msg, sizeof msg, 0);
+  ncclComm_t nc = NULL;
+  if (!t && all && msg.ok) {
+    (void)lk_cu_make_current(d->cu);
+    ncclResult_t r = d->nccl->ncclCommInitRank(&nc, (int)n, msg.id, (int)c->rank);
+    if (r) {
+      LK_LOG_INFO("comm: rank %u: ncclCommInitRank (STRICT lane): %s", c->rank,
+                  d->nccl->ncclGetErrorString(r));
+      nc = NULL;
+    }
+    memset(oks, 0, n);
+    oks[c->rank] = nc != NULL;
+    t = lk_algo_allgather(a, &oks[c->rank], oks, 1);
+    for (uint32_t r2 = 0; !t && all && r2 < n; ++r2) all = oks[r2] != 0;
+  }
+  free(oks);
+  if (!t && all && msg.ok && nc) {
+    pthread_mutex_lock(&d->p.lock);
+    if (!atomic_load(&d->dead)) {
+      d->p.nc = nc;
+      nc = NULL;
+      d->p_state = 1;
+    }
+    pthread_mutex_unlock(&d->p.lock);
+  }
+  if (nc) (void)d->nccl->ncclCommAbort(nc);
+  if (t) return t; /* the transport failed: so does the operation */
+  if (d->p_state != 1) {
+    d->p_state = -1;
+    if (!atomic_load(&d->dead))
+      LK_LOG_INFO("comm: STRICT allreduce stays on the host path (no NCCL lane on every rank)");
+  }
+  return LIGHTOS_SUCCESS;
+}
+
+/* STRICT allreduce (lk_allreduce_strict) on the GPUs, on the STRICT lane's
+ * streams (the queue's earlier work is complete, its later work waits):
+ *   1. per 256-element block, the largest exponent of this rank's finite
+ *      values, and one int32 flag after the blocks (NaN/Inf seen);
+ *      ncclAllReduce(max) over the ranks; the flag is read here;
+ *   2. only when some rank has NaN/Inf: per-element class masks, OR-ed
+ *      over the ranks for this rank's chunks (all-to-all + OR kernel);
+ *   3. the pipeline: 48-bit fixed point (int64), all-to-all, exact sums
+ *      rounded once, all-gather of the results. */
+static lightos_status_t lk_nl_strict(lk_nl_dev_t* d, const lk_coll_desc_t* op,
+                                     uint64_t deadline) {
+  lk_comm_t* c = d->c;
+  lk_nl_lane_t* l = &d->p;
+  const lk_cuda_api_t* api = d->api;
+  const size_t count = op->count;
+  const size_t nblocks = (count + LK_STRICT_BLOCK - 1) / LK_STRICT_BLOCK;
+  const CUdeviceptr src = lk_nl_ptr(op->sends[0]), out = lk_nl_ptr(op->recv);
+  const CUstream M = l->main;
+  lk_nccl_plan_t pl;
+  lk_nccl_plan_make(&pl, c->size, c->rank, false, count, 8, d->segb);
+
+  pthread_mutex_lock(&l->lock);
+  lightos_status_t s = l->nc ? lk_cu_make_current(d->cu) : lk_nl_aborted_error(d);
+  if (!s) s = lk_nl_grow(d, l, &l->e, &l->e_bytes, (nblocks + 1) * 4, 1);
+  if (!s && c->size > 1) s = lk_nl_grow(d, l, &l->x, &l->x_half, d->segb, 2);
+  if (!s) s = lk_nl_grow(d, l, &l->f, &l->f_half, d->segb, 2);
+  const CUdeviceptr flag = l->e + (CUdeviceptr)(nblocks * 4);
+  if (!s) {
+    CUresult r = api->cuMemsetD32Async(flag, 0, 1, M);
+    if (r) s = lk_cu_fail(d->cu, r, "cuMemsetD32Async", "the STRICT flag");
+  }
+  if (!s) {
+    int kdt = (int)op->dtype;
+    unsigned long long kc = count;
+    CUdeviceptr ksrc = src, ke = l->e, kf = flag;
+    void* args[] = {&kdt, &ksrc, &kc, &ke, &kf};
+    s = lk_nl_launch(d, d->k_scan, (uint64_t)nblocks * 256, M, args, "the STRICT scan kernel");
+  }
+  if (!s) {
+    ncclResult_t r = d->nccl->ncclAllReduce((const void*)(uintptr_t)l->e, (void*)(uintptr_t)l->e,
+                                            nblocks + 1, LK_NCCL_INT32, LK_NCCL_MAX, l->nc, M);
+    if (r) s = lk_nl_nccl_fail(d, l, r, "ncclAllReduce (STRICT exponents)");
+  }
+  if (!s) {
+    CUresult r = api->cuMemcpyDtoHAsync_v2(d->hword, flag, 4, M);
+    if (r) s = lk_cu_fail(d->cu, r, "cuMemcpyDtoHAsync", "the STRICT flag");
+  }
+  if (!s) s = lk_nl_record(d, l->ev_host, M);
+  pthread_mutex_unlock(&l->lock);
+  if (!s) s = lk_nl_wait_event(d, l->ev_host, deadline, "the STRICT exponent exchange");
+  const bool special = !s && *(volatile uint32_t*)d->hword != 0;
+
+  if (!s) {
+    pthread_mutex_lock(&l->lock);
+    s = l->nc ? LIGHTOS_SUCCESS : lk_nl_aborted_error(d);
+    if (!s && special) {
+      s = lk_nl_grow(d, l, &l->ml, &l->m_bytes, count, 2);
+      if (!s) l->mg = l->ml + (CUdeviceptr)l->m_bytes;
+      if (!s) {
+        int kdt = (int)op->dtype;
+        unsigned long long kc = count;
+        CUdeviceptr ksrc = src, km = l->ml;
+        void* args[] = {&kdt, &ksrc, &kc, &km};
+        s = lk_nl_launch(d, d->k_mask, count, M, args, "the STRICT mask kernel");
+      }
+      if (!s) {
+        lk_nl_pipe_t mp = {.d = d, .l = l, .M = M, .pl = &pl, .strict = false,
+                           .dt = LIGHTOS_DTYPE_U8, .op = LK_NL_OP_OR, .src = l->ml, .out = l->mg,
+                           .ag = false, .ntotal = c->size};
+        s = lk_nl_pipe_run(&mp);
+      }
+    }
+    if (!s) {
+      lk_nl_pipe_t sp = {.d = d, .l = l, .M = M, .pl = &pl, .strict = true, .dt = (int)op->dtype,
+                         .op = (int)op->op, .src = src, .out = out, .ag = true,
+                         .ntotal = c->size, .exps = l->e, .mask = special ? l->mg : 0};
+      s = lk_nl_pipe_run(&sp);
+    }
+    if (!s) s = lk_nl_record(d, l->ev_host, M);
+    pthread_mutex_unlock(&l->lock);
+    if (!s) s = lk_nl_wait_event(d, l->ev_host, deadline, "the STRICT allreduce");
+  }
+  if (s && !atomic_load(&d->dead)) {
+    /* The ranks' sequences no longer match: abort them all. */
+    char why[sizeof c->abort_msg];
+    snprintf(why, sizeof why, "STRICT allreduce failed on rank %u: %s", c->rank,
+             lightos_last_error()->message);
+    lk_nl_fatal(d, why, true);
+  }
+  return s;
+}
+
+static lightos_status_t lk_nl_run(lk_comm_t* c, const lk_coll_desc_t* op) {
+  lk_nl_dev_t* d = c->dev;
+  if (!lk_nl_strict_route(c, op) || d->p_state < 0) return LIGHTOS_UNSUPPORTED;
+  if (atomic_load(&d->dead)) return lk_nl_aborted_error(d);
+  lk_algo_t a = {.x = c->xport,
+                 .rank = c->rank,
+                 .size = c->size,
+                 .level = c->config.level,
+                 .deadline_ns = lk_nl_deadline(c)};
+  if (d->p_state == 0) {
+    lightos_status_t s = lk_nl_lane_p_setup(d, &a);
+    if (s) return s;
+    if (d->p_state < 0) return LIGHTOS_UNSUPPORTED;
+  }
+  return lk_nl_strict(d, op, a.deadline_ns);
+}
+
+/* ---- making and freeing the per-rank state ---------------------------------------------- */
+
+typedef struct lk_nl_image {
+  char arch[32];
+  void* image;
+  size_t size;
+  struct lk_nl_image* next;
+} lk_nl_image_t;
+
+static pthread_mutex_t lk_nl_img_lock = PTHREAD_MUTEX_INITIALIZER;
+static lk_nl_image_t* lk_nl_images; /* built images, per architecture, for the process */
+
+/* Loads the kernels into the rank's context (current). */
+static lightos_status_t lk_nl_module_load(lk_nl_dev_t* d) {
+  const lk_cu_device_t* dev = d->cu->device;
+  char arch[32];
+  lightos_status_t s = lk_cuda_arch_for(dev->cc_major, dev->cc_minor, arch, sizeof arch);
+  if (s) return s;
+  pthread_mutex_lock(&lk_nl_img_lock);
+  lk_nl_image_t* im = lk_nl_images;
+  while (im && strcmp(im->arch, arch)) im = im->next;
+  for (int attempt = 0; attempt < 2 && !s; ++attempt) {
+    if (!im) {
+      im = calloc(1, sizeof *im);
+      if (!im) {
+        s = LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory");
+        break;
+      }
+      s = lk_nccl_compile_kernels(arch, dev->driver_version, attempt == 0, &im->image, &im->size);
+      if (s) {
+        free(im);
+        im = NULL;
+        break;
+      }
+      lk_strlcpy(im->arch, arch, sizeof im->arch);
+      im->next = lk_nl_images;
+      lk_nl_images = im;
+    }
+    CUresult r = d->api->cuModuleLoadData(&d->mod, im->image);
+    if (r == CUDA_SUCCESS) break;
+    d->mod = NULL;
+    if (attempt == 1 || lk_cu_check_lost(d->cu)) {
+      s = lk_cu_fail(d->cu, r, "cuModuleLoadData", "the NCCL path's kernels");
+      break;
+    }
+    /* A bad cached image: build it again, bypassing the disk cache. */
+    lk_nl_image_t** pp = &lk_nl_images;
+    while (*pp != im) pp = &(*pp)->next;
+    *pp = im->next;
+    free(im->image);
+    free(im);
+    im = NULL;
+  }
+  pthread_mutex_unlock(&lk_nl_img_lock);
+  if (s) return s;
+  struct {
+    CUfunction* fn;
+    const char* name;
+  } fns[] = {{&d->k_tree, "lk_cuk_tree_k"},
+             {&d->k_scan, "lk_cuk_scan_k"},
+             {&d->k_mask, "lk_cuk_mask_k"},
+             {&d->k_conv, "lk_cuk_conv_k"},
+             {&d->k_sum, "lk_cuk_sum_k"}};
+  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; ++i) {
+    CUresult r = d->api->cuModuleGetFunction(fns[i].fn, d->mod, fns[i].name);
+    if (r) return lk_cu_fail(d->cu, r, "cuModuleGetFunction", fns[i].name);
+  }
+  return LIGHTOS_SUCCESS;
+}
+
+/* Frees a lane.  free_memory false: work may still use its memory (the
+ * watchdog could not see it finish): the device memory is left alone. */
+static void lk_nl_lane_free(lk_nl_dev_t* d, lk_nl_lane_t* l, bool free_memory) {
+  const lk_cuda_api_t* api = d->api;
+  if (l->nc) {
+    ncclResult_t r =
+        free_memory ? d->nccl->ncclCommDestroy(l->nc) : d->nccl->ncclCommAbort(l->nc);
+    if (r) LK_LOG_DEBUG("comm: freeing the NCCL communicator (%s lane): %d", l->name, r);
+    l->nc = NULL;
+  }
+  if (free_memory) {
+    if (l->main) (void)api->cuStreamSynchronize(l->main);
+    if (l->aux) (void)api->cuStreamSynchronize(l->aux);
+    CUdeviceptr bufs[] = {l->x, l->f, l->e, l->ml, l->small};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i)
+      if (bufs[i]) api->cuMemFree_v2(bufs[i]);
+    for (size_t i = 0; i < l->nretired; ++i) api->cuMemFree_v2(l->retired[i]);
+    CUevent evs[] = {l->ev_a[0], l->ev_a[1], l->ev_c, l->ev_r, l->ev_tail, l->ev_host};
+    for (size_t i = 0; i < sizeof evs / sizeof evs[0]; ++i)
+      if (evs[i]) api->cuEventDestroy_v2(evs[i]);
+    if (l->main) api->cuStreamDestroy_v2(l->main);
+    if (l->aux) api->cuStreamDestroy_v2(l->aux);
+  }
+  free(l->retired);
+  pthread_mutex_destroy(&l->lock);
+}
+
+/* Frees the per-rank state (keeps the thread's error record). */
+static void lk_nl_dev_free(lk_nl_dev_t* d, bool free_memory) {
+  if (!d) return;
+  lk_nl_err_t saved;
+  lk_nl_err_save(&saved);
+  (void)lk_cu_make_current(d->cu);
+  lk_nl_lane_free(d, &d->q, free_memory);
+  lk_nl_lane_free(d, &d->p, free_memory);
+  if (free_memory) {
+    for (size_t i = 0; i < d->nevfree; ++i) d->api->cuEventDestroy_v2(d->evfree[i]);
+    for (size_t i = 0; i < d->npend; ++i) {
+      d->api->cuEventDestroy_v2(d->pend[i].start);
+      d->api->cuEventDestroy_v2(d->pend[i].end);
+    }
+    if (d->hword) d->api->cuMemFreeHost(d->hword);
+    if (d->mod) d->api->cuModuleUnload(d->mod);
+  }
+  free(d->evfree);
+  free(d->pend);
+  pthread_mutex_destroy(&d->wlock);
+  pthread_cond_destroy(&d->wcv);
+  pthread_cond_destroy(&d->wdrained);
+  free(d);
+  (void)lk_nl_err_raise(&saved);
+}
+
+/* The CUDA context of a communicator, or NULL when it is not a CUDA one. */
+static lk_cu_context_t* lk_nl_cuda_ctx(const lk_comm_t* c) {
+  const lk_context_t* ctx = c ? c->context : NULL;
+  if (!ctx || !ctx->device || !ctx->device->hal || !ctx->hal ||
+      ctx->device->hal->info.backend != LIGHTOS_BACKEND_CUDA || !lk_cuda_is_context(ctx->hal))
+    return NULL;
+  return (lk_cu_context_t*)ctx->hal;
+}
+
+/* Exchange bytes per pipeline segment: LIGHTOS_NCCL_SEGMENT_KB (default
+ * 64 MiB), at least 64 elements of 8 bytes per rank. */
+static size_t lk_nl_segment_bytes(uint32_t n) {
+  long kb = lk_env_long("LIGHTOS_NCCL_SEGMENT_KB", 65536);
+  if (kb < 64) kb = 64;
+  if (kb > (4L << 20)) kb = 4L << 20;
+  size_t b = (size_t)kb << 10, min = (size_t)n * 64 * 8;
+  return b < min ? min : b;
+}
+
+/* The per-rank state, up to (not including) the NCCL communicators. */
+static lightos_status_t lk_nl_dev_new(lk_comm_t* c, const lk_nccl_api_t* api, size_t segb,
+                                      lk_nl_dev_t** out) {
+  *out = NULL;
+  lk_nl_dev_t* d = calloc(1, sizeof *d);
+  if (!d) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for the NCCL path");
+  pthread_mutex_init(&d->q.lock, NULL);
+  pthread_mutex_init(&d->p.lock, NULL);
+  pthread_mutex_init(&d->wlock, NULL);
+  pthread_cond_init(&d->wcv, NULL);
+  pthread_cond_init(&d->wdrained, NULL);
+  d->q.name = "enqueue";
+  d->p.name = "STRICT";
+  d->c = c;
+  d->cu = lk_nl_cuda_ctx(c);
+  d->api = d->cu->api;
+  d->nccl = api;
+  d->segb = segb;
+  d->dnan_f = lk_nccl_host_nan_f32();
+  d->dnan_d = lk_nccl_host_nan_f64();
+  lightos_status_t s = LIGHTOS_SUCCESS;
+  void* sym = d->api->lib ? dlsym(d->api->lib, "cuStreamWaitEvent") : NULL;
+  if (!sym) s = LK_FAIL(LIGHTOS_UNAVAILABLE, "the CUDA driver has no cuStreamWaitEvent");
+  else memcpy(&d->wait_event, &sym, sizeof sym);
+  if (!s) s = lk_cu_make_current(d->cu);
+  if (!s) {
+    int v = 0;
+    d->sms = d->api->cuDeviceGetAttribute(&v, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
+                                          d->cu->device->dev) == CUDA_SUCCESS && v > 0
+                 ? v
+                 : 32;
+    s = lk_nl_module_load(d);
+  }
+  if (!s) s = lk_nl_lane_init(d, &d->q, false);
+  if (!s) {
+    CUresult r = d->api->cuMemAlloc_v2(&d->q.small, 4096);
+    if (!r) r = d->api->cuMemsetD8Async(d->q.small, 0, 4096, d->q.aux);
+    if (r) s = lk_cu_fail(d->cu, r, "cuMemAlloc", "NCCL path");
+  }
+  if (!s && c->size > 1) {
+    CUresult r = d->api->cuMemAlloc_v2(&d->q.x, 2 * segb);
+    if (r) s = lk_cu_fail(d->cu, r, "cuMemAlloc", "NCCL path exchange slots");
+    else d->q.x_half = segb;
+  }
+  if (s) {
+    lk_nl_err_t e;
+    lk_nl_err_save(&e);
+    lk_nl_dev_free(d, true);
+    return lk_nl_err_raise(&e);
+  }
+  *out = d;
+  return LIGHTOS_SUCCESS;
+}
+
+static void lk_nl_start_watchdog(lk_nl_dev_t* d) {
+  d->wd_started = pthread_create(&d->wd, NULL, lk_nl_watchdog, d) == 0;
+  if (!d->wd_started)
+    LK_LOG_WARN("comm: rank %u: no watchdog thread; NCCL operations are not timed",
+                d->c->rank);
+}
+
+/* Connects every pair of ranks (grouped send/recv: NCCL connects p2p
+ * peers at their first use) and runs one tiny allreduce, then waits.
+ * devs: the ranks this thread drives (all of them for attach_all, this
+ * one for attach_rank). */
+static lightos_status_t lk_nl_warmup(lk_nl_dev_t* const* devs, uint32_t nd, bool p2p,
+                                     uint64_t deadline) {
+  const lk_nccl_api_t* api = devs[0]->nccl;
+  for (int round = p2p ? 0 : 1; round < 2; ++round) {
+    ncclResult_t r = api->ncclGroupStart(), first = 0;
+    if (r) return lk_nl_nccl_fail(devs[0], &devs[0]->q, r, "ncclGroupStart");
+    for (uint32_t i = 0; i < nd && !first; ++i) {
+      lk_nl_dev_t* d = devs[i];
+      (void)lk_cu_make_current(d->cu);
+      const uint32_t me = d->c->rank, n = d->c->size;
+      if (round == 0) {
+        for (uint32_t q = 0; q < n && !first; ++q) {
+          if (q == me) continue;
+          first = api->ncclSend((const void*)(uintptr_t)d->q.small, 1, LK_NCCL_INT8, (int)q,
+                                d->q.nc, d->q.aux);
+          if (!first)
+            first = api->ncclRecv((void*)(uintptr_t)(d->q.small + 1024 + q % 2048), 1,
+                                  LK_NCCL_INT8, (int)q, d->q.nc, d->q.aux);
+        }
+      } else {
+        first = api->ncclAllReduce((const void*)(uintptr_t)d->q.small,
+                                   (void*)(uintptr_t)d->q.small, 1, LK_NCCL_INT32, LK_NCCL_SUM,
+                                   d->q.nc, d->q.aux);
+      }
+    }
+    r = api->ncclGroupEnd();
+    if (first || r)
+      return lk_nl_nccl_fail(devs[0], &devs[0]->q, first ? first : r,
+                             round == 0 ? "warm-up send/recv" : "warm-up allreduce");
+  }
+  for (uint32_t i = 0; i < nd; ++i) {
+    (void)lk_cu_make_current(devs[i]->cu);
+    lightos_status_t s = lk_nl_wait_stream(devs[i], devs[i]->q.aux, deadline, "the NCCL warm-up");
+    if (s) return s;
+  }
+  return LIGHTOS_SUCCESS;
+}
+
+/* ---- the vtable ------------------------------------------------------------------------ */
+
+static void lk_nl_abort(lk_comm_t* c) {
+  lk_nl_dev_t* d = c->dev;
+  char why[sizeof c->abort_msg];
+  pthread_mutex_lock(&c->lock);
+  lk_strlcpy(why, c->abort_msg[0] ? c->abort_msg : "aborted", sizeof why);
+  pthread_mutex_unlock(&c->lock);
+  lk_nl_fatal(d, why, true);
+}
+
+static void lk_nl_destroy(lk_comm_t* c) {
+  lk_nl_dev_t* d = c->dev;
+  if (!d) return;
+  lk_nl_group_t* g = d->group;
+  if (g) { /* no abort reaches this rank from now on */
+    pthread_mutex_lock(&g->lock);
+    for (uint32_t i = 0; i < g->n; ++i)
+      if (g->devs[i] == d) g->devs[i] = NULL;
+    pthread_mutex_unlock(&g->lock);
+  }
+  /* The enqueued work finishes (or times out: the watchdog aborts it). */
+  bool drained = true;
+  if (d->wd_started) {
+    const double wait_s = c->config.timeout_s + 30.0;
+    const uint64_t limit = lk_now_ns() + (wait_s >= 1.8e10 ? (uint64_t)1.8e19 : (uint64_t)(wait_s * 1e9));
+    pthread_mutex_lock(&d->wlock);
+    while (d->npend && lk_now_ns() < limit) {
+      struct timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      ts.tv_sec += 1;
+      pthread_cond_timedwait(&d->wdrained, &d->wlock, &ts);
+    }
+    drained = d->npend == 0;
+    d->wstop = true;
+    pthread_cond_broadcast(&d->wcv);
+    pthread_mutex_unlock(&d->wlock);
+    if (!drained) {
+      /* Work that never ends: leave its memory alone. */
+      LK_LOG_WARN("comm: rank %u: %zu NCCL operations did not finish; their memory is leaked",
+                  c->rank, d->npend);
+      lk_nl_fatal(d, "destroyed with NCCL operations that did not finish", false);
+      pthread_mutex_lock(&d->wlock);
+      d->npend = 0; /* the watchdog stops polling them */
+      pthread_mutex_unlock(&d->wlock);
+    }
+    pthread_join(d->wd, NULL);
+  } else {
+    /* No watchdog: wait here (bounded) for what was enqueued. */
+    lk_nl_err_t saved;
+    lk_nl_err_save(&saved);
+    (void)lk_cu_make_current(d->cu);
+    const uint64_t limit = lk_nl_deadline(c);
+    for (size_t i = 0; i < d->npend && drained; ++i)
+      drained = lk_nl_wait_event(d, d->pend[i].end, limit, "an NCCL operation") ==
+                LIGHTOS_SUCCESS;
+    if (!drained) {
+      lk_nl_fatal(d, "destroyed with NCCL operations that did not finish", false);
+      d->npend = 0;
+    }
+    (void)lk_nl_err_raise(&saved);
+  }
+  d->group = NULL;
+  lk_nl_dev_free(d, drained);
+  c->dev = NULL;
+  if (g) {
+    pthread_mutex_lock(&g->lock);
+    bool last = --g->live == 0;
+    pthread_mutex_unlock(&g->lock);
+    if (last) {
+      pthread_mutex_destroy(&g->lock);
+      free(g);
+    }
+  }
+}
+
+static const lk_comm_dev_vtbl_t lk_nl_vtbl = {
+    .name = "nccl",
+    .enqueue = lk_nl_enqueue,
+    .run = lk_nl_run,
+    .abort = lk_nl_abort,
+    .destroy = lk_nl_destroy,
+};
+
+/* ---- attaching --------------------------------------------------------------------------- */
+
+lightos_status_t lk_nccl_attach_all(lk_comm_t* const* comms, uint32_t n) {
+  if (!comms || n == 0 || n > (uint32_t)INT_MAX) return LIGHTOS_UNSUPPORTED;
+  if (!lk_env_flag("LIGHTOS_COMM_NCCL", true)) return LIGHTOS_UNSUPPORTED;
+  for (uint32_t i = 0; i < n; ++i)
+    if (!lk_nl_cuda_ctx(comms[i])) return LIGHTOS_UNSUPPORTED;
+  for (uint32_t i = 0; i < n; ++i)
+    for (uint32_t j = i + 1; j < n; ++j)
+      if (lk_nl_cuda_ctx(comms[i])->device->dev == lk_nl_cuda_ctx(comms[j])->device->dev)
+        return LK_FAIL(LIGHTOS_UNAVAILABLE,
+                       "ranks %u and %u are on the same GPU (%s): NCCL takes one rank per "
+                       "device",
+                       i, j, comms[i]->context->device->hal->info.uri);
+  char why[400];
+  const lk_nccl_api_t* api = lk_nccl_api_get(why, sizeof why);
+  if (!api) return LK_FAIL(LIGHTOS_UNAVAILABLE, "%s", why);
+  const char* rc = getenv("NCCL_RUNTIME_CONNECT");
+  if (rc && strcmp(rc, "0"))
+    LK_LOG_WARN("comm: NCCL_RUNTIME_CONNECT=%s: NCCL connects lazily, which can block a "
+                "thread that drives several ranks (use group calls)",
+                rc);
+  const size_t segb = lk_nl_segment_bytes(n);
+  lk_nl_dev_t** devs = calloc(n, sizeof *devs);
+  lk_nl_group_t* g = calloc(1, sizeof *g + (size_t)n * sizeof(lk_nl_dev_t*));
+  if (!devs || !g) {
+    free(devs);
+    free(g);
+    return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory");
+  }
+  lightos_status_t s = LIGHTOS_SUCCESS;
+  for (uint32_t i = 0; i < n && !s; ++i) s = lk_nl_dev_new(comms[i], api, segb, &devs[i]);
+  if (!s) {
+    /* One thread makes every rank's communicator: a group call. */
+    lk_nccl_uid_t id;
+    ncclResult_t r = api->ncclGetUniqueId(&id);
+    if (r) s = lk_nl_nccl_fail(devs[0], NULL, r, "ncclGetUniqueId");
+    if (!s && (r = api->ncclGroupStart()) != 0) s = lk_nl_nccl_fail(devs[0], NULL, r, "ncclGroupStart");
+    if (!s) {
+      ncclResult_t first = 0;
+      for (uint32_t i = 0; i < n && !first; ++i) {
+        (void)lk_cu_make_current(devs[i]->cu);
+        first = api->ncclCommInitRank(&devs[i]->q.nc, (int)n, id, (int)i);
+      }
+      r = api->ncclGroupEnd();
+      if (first || r) s = lk_nl_nccl_fail(devs[0], NULL, first ? first : r, "ncclCommInitRank");
+      for (uint32_t i = 0; i < n && !s; ++i)
+        if (!devs[i]->q.nc) s = LK_FAIL(LIGHTOS_INTERNAL, "ncclCommInitRank made no communicator");
+    }
+    if (!s) s = lk_nl_warmup(devs, n, n > 1, lk_nl_deadline(comms[0]));
+  }
+  if (s) {
+    lk_nl_err_t e;
+    lk_nl_err_save(&e);
+    for (uint32_t i = 0; i < n; ++i) {
+      if (devs[i] && devs[i]->q.nc) {
+        (void)lk_cu_make_current(devs[i]->cu);
+        (void)api->ncclCommAbort(devs[i]->q.nc);
+        devs[i]->q.nc = NULL;
+      }
+    }
+    for (uint32_t i = 0; i < n; ++i) lk_nl_dev_free(devs[i], true);
+    free(devs);
+    free(g);
+    return lk_nl_err_raise(&e);
+  }
+  pthread_mutex_init(&g->lock, NULL);
+  g->n = g->live = n;
+  for (uint32_t i = 0; i < n; ++i) {
+    g->devs[i] = devs[i];
+    devs[i]->group = g;
+    lk_nl_start_watchdog(devs[i]);
+    comms[i]->dev = devs[i];
+    comms[i]->dev_vtbl = &lk_nl_vtbl;
+  }
+  free(devs);
+  LK_LOG_INFO("comm: %u ranks on NCCL %d (%s)", n, api->version, api->path);
+  return LIGHTOS_SUCCESS;
+}
+
+/* What each rank says before a multi-process group takes NCCL. */
+typedef struct lk_nl_hello {
+  uint32_t ok;
+  int32_t version;
+  uint64_t segb;
+  char uuid[48];
+} lk_nl_hello_t;
+
+lightos_status_t lk_nccl_attach_rank(lk_comm_t* c) {
+  if (!c || !c->xport) return LIGHTOS_UNSUPPORTED;
+  const uint32_t n = c->size, me = c->rank;
+  lk_algo_t a = {
+      .x = c->xport, .rank = me, .size = n, .level = c->config.level, .deadline_ns = lk_nl_deadline(c)};
+  lk_nl_hello_t mine;
+  memset(&mine, 0, sizeof mine);
+  lk_nl_dev_t* d = NULL;
+  const lk_nccl_api_t* api = NULL;
+  char why[400] = "";
+  lightos_status_t s = LIGHTOS_SUCCESS;
+  lk_cu_context_t* cu = lk_nl_cuda_ctx(c);
+  if (lk_env_flag("LIGHTOS_COMM_NCCL", true) && cu) {
+    api = lk_nccl_api_get(why, sizeof why);
+    if (api) s = lk_nl_dev_new(c, api, lk_nl_segment_bytes(n), &d);
+    if (api && s) snprintf(why, sizeof why, "%s", lightos_last_error()->message);
+    if (d) {
+      mine.ok = 1;
+      mine.version = api->version;
+      mine.segb = d->segb;
+      lk_strlcpy(mine.uuid, cu->device->uuid, sizeof mine.uuid);
+    }
+  }
+  lightos_clear_error();
+  lk_nl_hello_t* all = calloc(n, sizeof *all);
+  if (!all) {
+    lk_nl_dev_free(d, true);
+    return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory");
+  }
+  all[me] = mine;
+  s = lk_algo_allgather(&a, &all[me], all, sizeof mine);
+  bool ok = !s;
+  uint32_t bad = me;
+  for (uint32_t r = 0; ok && r < n; ++r) {
+    ok = all[r].ok && all[r].version == all[0].version;
+    if (!ok) bad = r;
+    for (uint32_t q = r + 1; ok && q < n; ++q)
+      if (all[r].uuid[0] && !strncmp(all[r].uuid, all[q].uuid, sizeof all[r].uuid)) ok = false;
+  }
+  const uint64_t segb = ok ? all[0].segb : 0;
+  free(all);
+  if (s || !ok) {
+    lk_nl_dev_free(d, true);
+    if (s) return s;
+    if (!mine.ok)
+      return why[0] ? LK_FAIL(LIGHTOS_UNAVAILABLE, "%s", why) : LIGHTOS_UNSUPPORTED;
+    return LK_FAIL(LIGHTOS_UNAVAILABLE,
+                   "not every rank can use NCCL (rank %u cannot, or the ranks differ in NCCL "
+                   "version or share a GPU)",
+                   bad);
+  }
+  if (segb != d->segb && n > 1) {
+    /* Every rank cuts the same segments: rank 0's size. */
+    (void)lk_cu_make_current(d->cu);
+    d->api->cuMemFree_v2(d->q.x);
+    d->q.x = 0;
+    d->q.x_half = 0;
+    CUresult r = d->api->cuMemAlloc_v2(&d->q.x, 2 * (size_t)segb);
+    if (r) {
+      lk_cu_fail(d->cu, r, "cuMemAlloc", "NCCL path exchange slots");
+      snprintf(why, sizeof why, "%s", lightos_last_error()->message);
+      d->q.x = 0;
+    } else {
+      d->q.x_half = segb;
+    }
+  }
+  d->segb = segb;
+  struct {
+    uint32_t ok;
+    lk_nccl_uid_t id;
+  } msg;
+  memset(&msg, 0, sizeof msg);
+  if (me == 0) msg.ok = api->ncclGetUniqueId(&msg.id) == 0;
+  s = lk_algo_broadcast(&a, &msg, sizeof msg, 0);
+  if (!s && !msg.ok) {
+    bad = 0;
+    snprintf(why, sizeof why, "ncclGetUniqueId failed");
+  }
+  uint8_t done = 0;
+  if (!s && msg.ok) {
+    (void)lk_cu_make_current(d->cu);
+    ncclResult_t r = api->ncclCommInitRank(&d->q.nc, (int)n, msg.id, (int)me);
+    if (r) {
+      lk_nl_nccl_fail(d, NULL, r, "ncclCommInitRank");
+      d->q.nc = NULL;
+    } else {
+      /* Ranks of one process may be driven by one thread: connect now. */
+      bool inproc = !strcmp(c->xport->vtbl->name, "inproc");
+      done = lk_nl_warmup(&d, 1, inproc && n > 1, a.deadline_ns) == LIGHTOS_SUCCESS;
+      /* (Made even when the slots are missing: the others wait for it.) */
+      if (n > 1 && !d->q.x) done = 0;
+    }
+    if (!done) snprintf(why, sizeof why, "%s", lightos_last_error()->message);
+  }
+  uint8_t* dones = s || !msg.ok ? NULL : calloc(n, 1);
+  if (dones) {
+    dones[me] = done;
+    s = lk_algo_allgather(&a, &dones[me], dones, 1);
+    for (uint32_t r = 0; !s && r < n; ++r)
+      if (!dones[r]) {
+        done = 0;
+        bad = r;
+      }
+    free(dones);
+  } else if (!s && msg.ok) {
+    s = LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory");
+  }
+  if (s || !msg.ok || !done) {
+    lk_nl_err_t e;
+    lk_nl_err_save(&e);
+    if (d->q.nc) {
+      (void)lk_cu_make_current(d->cu);
+      (void)api->ncclCommAbort(d->q.nc);
+      d->q.nc = NULL;
+    }
+    lk_nl_dev_free(d, true);
+    if (s) return lk_nl_err_raise(&e);
+    return LK_FAIL(LIGHTOS_UNAVAILABLE, "NCCL could not be set up on rank %u%s%s", bad,
+                   why[0] ? ": " : "", why);
+  }
+  lk_nl_start_watchdog(d);
+  c->dev = d;
+  c->dev_vtbl = &lk_nl_vtbl;
+  if (me == 0) LK_LOG_INFO("comm: %u ranks on NCCL %d (%s)", n, api->version, api->path);
+  return LIGHTOS_SUCCESS;
+}
