@@ -173,10 +173,11 @@ static lightos_status_t lk_chunk_or(void* user, const void* const* in, uint32_t 
   (void)user;
   (void)off;
   uint8_t* o = out;
-  memmove(o, in[0], len); /* in[rank] may be out itself */
-  for (uint32_t i = 1; i < m; ++i) {
-    const uint8_t* x = in[i];
-    for (size_t j = 0; j < len; ++j) o[j] |= x[j];
+  /* in[rank] is out itself: read every input's j before writing o[j]. */
+  for (size_t j = 0; j < len; ++j) {
+    uint8_t v = 0;
+    for (uint32_t i = 0; i < m; ++i) v |= ((const uint8_t*)in[i])[j];
+    o[j] = v;
   }
   return LIGHTOS_SUCCESS;
 }

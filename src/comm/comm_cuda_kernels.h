@@ -29,7 +29,10 @@
  *     the magnitude is normalised to 64 bits before dividing: both give
  *     the exact quotient's correct rounding (the quotient keeps >= 50
  *     significant bits and the remainder is kept as a sticky bit), so the
- *     bits agree.
+ *     bits agree.  The conversion to fixed point happens where the sum is
+ *     made (it depends on the element and the shared exponent only), and
+ *     the NaN/Inf classes of the n values are OR-ed there: the host's
+ *     merged non-finite mask without a mask exchange.
  *
  * Layout.  LK_CUK_ARITH(...) holds the per-element arithmetic, written in
  * the common subset of C11 and CUDA C++.  Normally it becomes the string
@@ -423,16 +426,25 @@ LK_D lk_i64 lk_cuk_tree_i(int dt, int op, const void* own, const void* slots, lk
 }
 
 /* ---- accumulator -> element (lk_red_finish: avg divides once) ---- */
-LK_D void lk_cuk_store_f(void* out, lk_u64 i, int dt, int op, float acc, lk_u64 ntotal,
-                         lk_u32 dnan) {
+/* The element bits of a float accumulator, finished (avg: divided once). */
+LK_D lk_u32 lk_cuk_finish_f(int dt, int op, float acc, lk_u64 ntotal, lk_u32 dnan) {
   if (op == LK_CUK_AVG && ntotal > 1u) {
     float d = (float)ntotal;
     float r = acc / d;
     acc = r != r ? lk_cuk_qnanf(acc, d, dnan) : r;
   }
-  if (dt == LK_CUK_F16) LK_ST16(lk_cuk_wat(out, i, 2), lk_cuk_f32_to_f16(acc));
-  else if (dt == LK_CUK_BF16) LK_ST16(lk_cuk_wat(out, i, 2), lk_cuk_f32_to_bf16(acc));
-  else LK_ST32(lk_cuk_wat(out, i, 4), LK_F2U(acc));
+  /* Results carry the canonical NaN (lk_red_finish): which payload an
+   * addition passes on depends on the operand order chosen by a compiler. */
+  if (acc != acc) return dt == LK_CUK_F16 ? 0x7e00u : dt == LK_CUK_BF16 ? 0x7fc0u : 0x7fc00000u;
+  if (dt == LK_CUK_F16) return lk_cuk_f32_to_f16(acc);
+  if (dt == LK_CUK_BF16) return lk_cuk_f32_to_bf16(acc);
+  return LK_F2U(acc);
+}
+LK_D void lk_cuk_store_f(void* out, lk_u64 i, int dt, int op, float acc, lk_u64 ntotal,
+                         lk_u32 dnan) {
+  lk_u32 b = lk_cuk_finish_f(dt, op, acc, ntotal, dnan);
+  if (dt == LK_CUK_F16 || dt == LK_CUK_BF16) LK_ST16(lk_cuk_wat(out, i, 2), b);
+  else LK_ST32(lk_cuk_wat(out, i, 4), b);
 }
 LK_D void lk_cuk_store_d(void* out, lk_u64 i, int op, double acc, lk_u64 ntotal, lk_u64 dnan) {
   if (op == LK_CUK_AVG && ntotal > 1u) {
@@ -440,7 +452,7 @@ LK_D void lk_cuk_store_d(void* out, lk_u64 i, int op, double acc, lk_u64 ntotal,
     double r = acc / d;
     acc = r != r ? lk_cuk_qnand(acc, d, dnan) : r;
   }
-  LK_ST64(lk_cuk_wat(out, i, 8), LK_D2U(acc));
+  LK_ST64(lk_cuk_wat(out, i, 8), acc != acc ? 0x7ff8000000000000ull : LK_D2U(acc));
 }
 LK_D void lk_cuk_store_i(void* out, lk_u64 i, int dt, int op, lk_i64 acc, lk_u64 ntotal) {
   if (op == LK_CUK_AVG && ntotal > 1u) {
@@ -465,6 +477,29 @@ LK_D void lk_cuk_tree_elem(int dt, int op, const void* own, const void* slots, l
                    dnan_d);
   else
     lk_cuk_store_i(out, i, dt, op, lk_cuk_tree_i(dt, op, own, slots, stride, me, n, i), ntotal);
+}
+
+/* Two ranks, one 16-byte pack of a float type (4 f32 or 8 f16/bf16
+ * elements, little-endian words): wr = wa op wb, finished (the tree of two
+ * leaves: rank 0's value on the left). */
+LK_D void lk_cuk_tree2_pack(int dt, int op, const lk_u32* wa, const lk_u32* wb, lk_u32* wr,
+                            lk_u64 ntotal, lk_u32 dnan) {
+  int k;
+  if (dt == LK_CUK_F32) {
+    for (k = 0; k < 4; ++k)
+      wr[k] = lk_cuk_finish_f(dt, op, lk_cuk_comb_f(op, LK_U2F(wa[k]), LK_U2F(wb[k]), dnan),
+                              ntotal, dnan);
+    return;
+  }
+  for (k = 0; k < 4; ++k) wr[k] = 0u;
+  for (k = 0; k < 8; ++k) {
+    int sh = 16 * (k & 1);
+    lk_u32 ha = (wa[k >> 1] >> sh) & 0xffffu, hb = (wb[k >> 1] >> sh) & 0xffffu;
+    float a = dt == LK_CUK_F16 ? lk_cuk_f16_to_f32(ha) : lk_cuk_bf16_to_f32(ha);
+    float b = dt == LK_CUK_F16 ? lk_cuk_f16_to_f32(hb) : lk_cuk_bf16_to_f32(hb);
+    wr[k >> 1] |= (lk_cuk_finish_f(dt, op, lk_cuk_comb_f(op, a, b, dnan), ntotal, dnan) &
+                   0xffffu) << sh;
+  }
 }
 
 /* ---- STRICT (f32, f16, bf16) ---- */
@@ -520,12 +555,6 @@ LK_D int lk_cuk_strict_e(int dt, const void* p, lk_u64 i, lk_u32* special) {
   return 64 - LK_CLZ64(m) + k;
 }
 
-LK_D lk_u32 lk_cuk_special(int dt, const void* p, lk_u64 i) {
-  lk_u32 sp = 0u;
-  (void)lk_cuk_strict_e(dt, p, i, &sp);
-  return sp;
-}
-
 /* round_even(m * 2^shift) (lk_scale_round; m < 2^53). */
 LK_D lk_u64 lk_cuk_scale_round(lk_u64 m, int shift) {
   int r;
@@ -541,12 +570,17 @@ LK_D lk_u64 lk_cuk_scale_round(lk_u64 m, int shift) {
 }
 
 /* Element i as fixed point with the block exponent E (lk_strict_add on a
- * zeroed sum). */
-LK_D lk_i64 lk_cuk_fixed(int dt, const void* p, lk_u64 i, int E) {
+ * zeroed sum: NaN/Inf and zeros give 0); a NaN/Inf's class is OR-ed into
+ * *special (lk_strict_scan's flags). */
+LK_D lk_i64 lk_cuk_fixed_sp(int dt, const void* p, lk_u64 i, int E, lk_u32* special) {
   int neg, k;
   lk_u64 m, v;
-  lk_u32 sp;
-  if (!lk_cuk_dec(dt, p, i, &neg, &m, &k, &sp) || !m) return 0;
+  lk_u32 sp = 0u;
+  if (!lk_cuk_dec(dt, p, i, &neg, &m, &k, &sp)) {
+    *special |= sp;
+    return 0;
+  }
+  if (!m) return 0;
   v = lk_cuk_scale_round(m, k + LK_CUK_Q - E);
   return (lk_i64)(neg ? (lk_u64)0 - v : v);
 }
@@ -599,25 +633,21 @@ LK_D void lk_cuk_store_bits(void* out, lk_u64 i, int dt, lk_u64 bits) {
   else LK_ST16(lk_cuk_wat(out, i, 2), (lk_u32)bits & 0xffffu);
 }
 
-/* out[j] = element gi = gbase + j of the input as fixed point. */
-LK_D void lk_cuk_conv_elem(int dt, const void* in, lk_u64 gbase, lk_u64 j, const int* exps,
-                           lk_i64* out) {
-  lk_u64 gi = gbase + j;
-  out[j] = lk_cuk_fixed(dt, in, gi, exps[gi / LK_CUK_BLOCK]);
-}
-
-/* out[j] = the exact sum of the n fixed-point inputs' element j (global
- * index gbase + j), rounded once. */
-LK_D void lk_cuk_strict_sum_elem(int dt, int op, const lk_i64* own, const lk_i64* slots,
-                                 lk_u64 stride, lk_u32 me, lk_u32 n, void* out, lk_u64 j,
-                                 lk_u64 gbase, const int* exps, const unsigned char* mask,
-                                 lk_u64 ntotal) {
-  lk_u64 acc = 0u, gi = gbase + j;
-  lk_u32 t;
-  for (t = 0; t < n; ++t) acc += (lk_u64)(t == me ? own[j] : slots[(lk_u64)t * stride + j]);
-  lk_cuk_store_bits(out, j, dt,
-                    lk_cuk_strict_bits(dt, op, (lk_i64)acc, exps[gi / LK_CUK_BLOCK],
-                                       mask ? (lk_u32)mask[gi] : 0u, ntotal));
+/* out[j] = the STRICT sum (avg) of the n ranks' element j, global index
+ * gbase + j: rank t's element is own[j] for t == me, else slots[t * stride
+ * + j] (the raw elements of dt, as the all-to-all brought them).  Each is
+ * converted to fixed point with the block's shared exponent, the int64
+ * sum is exact (wrapping like the host's), the NaN/Inf classes of the n
+ * values are OR-ed (the host's merged non-finite mask), rounded once. */
+LK_D void lk_cuk_strict_elem(int dt, int op, const void* own, const void* slots, lk_u64 stride,
+                             lk_u32 me, lk_u32 n, void* out, lk_u64 j, lk_u64 gbase,
+                             const int* exps, lk_u64 ntotal) {
+  const int E = exps[(gbase + j) / LK_CUK_BLOCK];
+  lk_u64 acc = 0u;
+  lk_u32 sp = 0u, t;
+  for (t = 0; t < n; ++t)
+    acc += (lk_u64)lk_cuk_fixed_sp(dt, lk_cuk_in(own, slots, stride, me, t, dt), j, E, &sp);
+  lk_cuk_store_bits(out, j, dt, lk_cuk_strict_bits(dt, op, (lk_i64)acc, E, sp, ntotal));
 }
 )
 
@@ -634,8 +664,30 @@ static const char lk_cuk_kernels[] =
     "       i < len; i += (unsigned long long)gridDim.x * blockDim.x)\n"
     "    lk_cuk_tree_elem(dt, op, own, slots, stride, me, n, out, i, ntotal, dnan_f, dnan_d);\n"
     "}\n"
+    /* Two ranks, a float type, a (rank 0's), b and out 16-byte aligned: one
+     * 16-byte pack per thread and step, the tail element-wise. */
+    "extern \"C\" __global__ void lk_cuk_tree2v_k(int dt, int op, const void* a, const void* b,\n"
+    "    void* out, unsigned long long len, unsigned long long ntotal, unsigned dnan_f) {\n"
+    "  const unsigned long long epp = dt == LK_CUK_F32 ? 4u : 8u, npk = len / epp;\n"
+    "  const unsigned long long step = (unsigned long long)gridDim.x * blockDim.x;\n"
+    "  const unsigned long long t0 = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x;\n"
+    "  const uint4* pa = (const uint4*)a;\n"
+    "  const uint4* pb = (const uint4*)b;\n"
+    "  uint4* po = (uint4*)out;\n"
+    "  for (unsigned long long q = t0; q < npk; q += step) {\n"
+    "    uint4 va = pa[q], vb = pb[q], vr;\n"
+    "    unsigned wa[4] = {va.x, va.y, va.z, va.w}, wb[4] = {vb.x, vb.y, vb.z, vb.w}, wr[4];\n"
+    "    lk_cuk_tree2_pack(dt, op, wa, wb, wr, ntotal, dnan_f);\n"
+    "    vr.x = wr[0]; vr.y = wr[1]; vr.z = wr[2]; vr.w = wr[3];\n"
+    "    po[q] = vr;\n"
+    "  }\n"
+    "  for (unsigned long long i = npk * epp + t0; i < len; i += step)\n"
+    "    lk_cuk_store_f(out, i, dt, op,\n"
+    "                   lk_cuk_comb_f(op, lk_cuk_load_f(a, i, dt), lk_cuk_load_f(b, i, dt), dnan_f),\n"
+    "                   ntotal, dnan_f);\n"
+    "}\n"
     "extern \"C\" __global__ void lk_cuk_scan_k(int dt, const void* in, unsigned long long count,\n"
-    "    int* exps, int* flag) {\n"
+    "    int* exps) {\n"
     "  __shared__ int wmax[32];\n"
     "  const unsigned long long nblocks = (count + 255u) / 256u;\n"
     "  for (unsigned long long b = blockIdx.x; b < nblocks; b += gridDim.x) {\n"
@@ -648,36 +700,22 @@ static const char lk_cuk_kernels[] =
     "      e = x > e ? x : e;\n"
     "    }\n"
     "    if ((threadIdx.x & 31u) == 0u) wmax[threadIdx.x >> 5] = e;\n"
-    "    int any = __syncthreads_or(sp != 0u);\n"
+    "    __syncthreads();\n"
     "    if (threadIdx.x == 0u) {\n"
     "      int m = wmax[0];\n"
     "      for (unsigned w = 1u; w < (blockDim.x >> 5); ++w) m = wmax[w] > m ? wmax[w] : m;\n"
     "      exps[b] = m;\n"
-    "      if (any) atomicOr(flag, 1);\n"
     "    }\n"
     "    __syncthreads();\n"
     "  }\n"
     "}\n"
-    "extern \"C\" __global__ void lk_cuk_mask_k(int dt, const void* in, unsigned long long count,\n"
-    "    unsigned char* mask) {\n"
-    "  for (unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x;\n"
-    "       i < count; i += (unsigned long long)gridDim.x * blockDim.x)\n"
-    "    mask[i] = (unsigned char)lk_cuk_special(dt, in, i);\n"
-    "}\n"
-    "extern \"C\" __global__ void lk_cuk_conv_k(int dt, const void* in, unsigned long long gbase,\n"
-    "    unsigned long long len, const int* exps, long long* out) {\n"
-    "  for (unsigned long long j = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x;\n"
-    "       j < len; j += (unsigned long long)gridDim.x * blockDim.x)\n"
-    "    lk_cuk_conv_elem(dt, in, gbase, j, exps, out);\n"
-    "}\n"
-    "extern \"C\" __global__ void lk_cuk_sum_k(int dt, int op, const long long* own,\n"
-    "    const long long* slots, unsigned long long stride, unsigned me, unsigned n, void* out,\n"
+    "extern \"C\" __global__ void lk_cuk_strict_k(int dt, int op, const void* own,\n"
+    "    const void* slots, unsigned long long stride, unsigned me, unsigned n, void* out,\n"
     "    unsigned long long len, unsigned long long gbase, const int* exps,\n"
-    "    const unsigned char* mask, unsigned long long ntotal) {\n"
+    "    unsigned long long ntotal) {\n"
     "  for (unsigned long long j = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x;\n"
     "       j < len; j += (unsigned long long)gridDim.x * blockDim.x)\n"
-    "    lk_cuk_strict_sum_elem(dt, op, own, slots, stride, me, n, out, j, gbase, exps, mask,\n"
-    "                           ntotal);\n"
+    "    lk_cuk_strict_elem(dt, op, own, slots, stride, me, n, out, j, gbase, exps, ntotal);\n"
     "}\n";
 #endif
 

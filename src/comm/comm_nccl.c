@@ -65,10 +65,22 @@
  * broadcast/reduce on root) are handled; other overlaps of send and recv
  * are undefined here, as in NCCL.
  *
- * Environment: LIGHTOS_COMM_NCCL=0 turns the path off (read at every
- * attach); LIGHTOS_NCCL_LIBRARY names the library to open (only that one);
- * LIGHTOS_NCCL_SEGMENT_KB sets the pipeline segment (exchange bytes per
- * segment, default 65536).
+ * Environment (read when a group attaches): LIGHTOS_COMM_NCCL=0 turns the
+ * path off; LIGHTOS_NCCL_LIBRARY names the library to open (only that
+ * one).  Tuning of the pipelines (RUN/TOPOLOGY, STRICT), neither changes
+ * a result bit:
+ *   LIGHTOS_NCCL_SEGMENT_KB   exchange bytes of one pipeline segment over
+ *                             all ranks (KiB, default 16384 = 16 MiB: for
+ *                             2 ranks of f32, 16 MiB of input per
+ *                             segment).  Smaller: more overlap of the
+ *                             reduction with the transfers, more NCCL
+ *                             calls.  Rank 0's value is used by every
+ *                             rank.  Each lane holds LK_NL_NX segments of
+ *                             exchange memory.
+ *   LIGHTOS_NCCL_KERNEL_CTAS  blocks (of 512 threads) of the reduction
+ *                             kernels, default 3/4 of the SMs: the rest
+ *                             stay free for NCCL's kernels that run at the
+ *                             same time.
  */
 #include "comm/comm_nccl.h"
 
@@ -129,9 +141,6 @@ _Static_assert(sizeof(lk_nccl_uid_t) == 128, "ncclUniqueId is 128 bytes");
 #define LK_NCCL_MAX 2
 #define LK_NCCL_MIN 3
 #define LK_NCCL_AVG 4
-
-/* The kernels' internal op code for OR (comm_cuda_kernels.h LK_CUK_OR). */
-#define LK_NL_OP_OR 6
 
 /* The oldest NCCL used: grouped p2p with collectives, avg, bf16,
  * ncclCommInitRank inside a group. */
@@ -401,6 +410,11 @@ lightos_status_t lk_nccl_compile_kernels(const char* arch, int driver_version, b
 
 /* ---- per-rank state ---------------------------------------------------------------- */
 
+/* Exchange areas of a pipelined reduction: the all-to-all of segment s
+ * fills area s % LK_NL_NX, so up to LK_NL_NX - 1 all-to-alls are queued
+ * ahead of the reduction that frees an area (see lk_nl_pipe_run). */
+#define LK_NL_NX 3
+
 typedef struct lk_nl_pend {
   CUevent start, end;
   uint64_t started_ns; /* when start was seen complete; 0: not yet */
@@ -413,15 +427,11 @@ typedef struct lk_nl_lane {
   ncclComm_t nc;        /* NULL: not made yet, or aborted */
   CUstream main;        /* the STRICT lane's own stream (the enqueue lane uses the caller's) */
   CUstream aux;         /* the reduction kernels */
-  CUevent ev_a[2], ev_c, ev_r, ev_tail, ev_host;
-  CUdeviceptr x;        /* exchange slots: two halves */
-  size_t x_half;
-  CUdeviceptr f;        /* STRICT: a segment's fixed-point values, two halves */
-  size_t f_half;
-  CUdeviceptr e;        /* STRICT: block exponents + the non-finite flag */
+  CUevent ev_a[LK_NL_NX], ev_r, ev_tail, ev_host;
+  CUdeviceptr x;        /* exchange areas: LK_NL_NX of x_one bytes */
+  size_t x_one;
+  CUdeviceptr e;        /* STRICT: block exponents */
   size_t e_bytes;
-  CUdeviceptr ml, mg;   /* STRICT: this rank's and the merged non-finite masks */
-  size_t m_bytes;
   CUdeviceptr small;    /* a few bytes: barrier, warm-up */
   CUdeviceptr* retired; /* grown-out buffers, freed with the lane */
   size_t nretired, capretired;
@@ -436,15 +446,15 @@ typedef struct lk_nl_dev {
   const lk_nccl_api_t* nccl;
   CUresult (*wait_event)(CUstream stream, CUevent event, unsigned int flags);
   CUmodule mod;
-  CUfunction k_tree, k_scan, k_mask, k_conv, k_sum;
+  CUfunction k_tree, k_tree2v, k_scan, k_strict;
   int sms;
+  unsigned ctas;       /* the pipeline kernels' grid cap (LIGHTOS_NCCL_KERNEL_CTAS) */
   size_t segb;         /* exchange bytes of one pipeline segment */
   uint32_t dnan_f;     /* the host's default NaNs */
   uint64_t dnan_d;
   lk_nl_lane_t q;      /* the enqueue lane */
   lk_nl_lane_t p;      /* the STRICT lane */
   int p_state;         /* 0: not made yet; 1: ready; -1: not usable (every rank agreed) */
-  uint32_t* hword;     /* pinned host word: the STRICT non-finite flag */
   atomic_bool dead;    /* the NCCL communicators were aborted */
   /* the watchdog */
   pthread_mutex_t wlock; /* taken after a lane lock, never before one */
@@ -751,25 +761,44 @@ static lightos_status_t lk_nl_wait_on(lk_nl_dev_t* d, CUstream st, CUevent e) {
   return r ? lk_cu_fail(d->cu, r, "cuStreamWaitEvent", "NCCL path") : LIGHTOS_SUCCESS;
 }
 
+/* Threads per block of the pipeline kernels. */
+#define LK_NL_BLOCK 512
+
+/* A pipeline kernel's grid: enough blocks for the items, at most d->ctas
+ * (fewer blocks than SMs by default: the reduction of segment s runs while
+ * NCCL's kernels move segment s+1, and NCCL's blocks need SMs of their
+ * own to run at full speed). */
 static unsigned lk_nl_grid(const lk_nl_dev_t* d, uint64_t items) {
-  uint64_t g = (items + 255) / 256, cap = (uint64_t)d->sms * 8;
+  uint64_t g = (items + LK_NL_BLOCK - 1) / LK_NL_BLOCK, cap = d->ctas ? d->ctas : 1;
   if (g > cap) g = cap;
   return g ? (unsigned)g : 1u;
 }
 
 static lightos_status_t lk_nl_launch(lk_nl_dev_t* d, CUfunction f, uint64_t items, CUstream st,
                                      void** args, const char* what) {
-  CUresult r = d->api->cuLaunchKernel(f, lk_nl_grid(d, items), 1, 1, 256, 1, 1, 0, st, args,
-                                      NULL);
+  CUresult r = d->api->cuLaunchKernel(f, lk_nl_grid(d, items), 1, 1, LK_NL_BLOCK, 1, 1, 0, st,
+                                      args, NULL);
   return r ? lk_cu_fail(d->cu, r, "cuLaunchKernel", what) : LIGHTOS_SUCCESS;
 }
 
 /* out[0..len) = the fixed tree over n inputs (own for rank me, slots + t *
- * stride for the others), finished (avg over ntotal). */
+ * stride for the others), finished (avg over ntotal).  Two ranks of a
+ * float type with 16-byte aligned operands: the 16-byte pack kernel. */
 static lightos_status_t lk_nl_tree(lk_nl_dev_t* d, CUstream st, int dt, int op, CUdeviceptr own,
                                    CUdeviceptr slots, uint64_t stride, uint32_t me, uint32_t n,
                                    CUdeviceptr out, uint64_t len, uint64_t ntotal) {
   if (!len) return LIGHTOS_SUCCESS;
+  const size_t es = lightos_dtype_size((lightos_dtype_t)dt);
+  if (n == 2 && lk_red_dtype_is_float((lightos_dtype_t)dt) && dt != LIGHTOS_DTYPE_F64) {
+    CUdeviceptr a = me == 0 ? own : slots, b = me == 1 ? own : slots + (CUdeviceptr)(stride * es);
+    if (!((a | b | out) & 15u)) {
+      int kdt = dt, kop = op;
+      unsigned dnf = d->dnan_f;
+      unsigned long long klen = len, knt = ntotal;
+      void* args[] = {&kdt, &kop, &a, &b, &out, &klen, &knt, &dnf};
+      return lk_nl_launch(d, d->k_tree2v, len / (16 / es) + 1, st, args, "the reduction kernel");
+    }
+  }
   int kdt = dt, kop = op;
   unsigned kme = me, kn = n, dnf = d->dnan_f;
   unsigned long long kstride = stride, klen = len, knt = ntotal, dnd = d->dnan_d;
@@ -777,26 +806,18 @@ static lightos_status_t lk_nl_tree(lk_nl_dev_t* d, CUstream st, int dt, int op, 
   return lk_nl_launch(d, d->k_tree, len, st, args, "the reduction kernel");
 }
 
-static lightos_status_t lk_nl_conv(lk_nl_dev_t* d, CUstream st, int dt, CUdeviceptr in,
-                                   uint64_t gbase, uint64_t len, CUdeviceptr exps,
-                                   CUdeviceptr out) {
-  if (!len) return LIGHTOS_SUCCESS;
-  int kdt = dt;
-  unsigned long long kg = gbase, kl = len;
-  void* args[] = {&kdt, &in, &kg, &kl, &exps, &out};
-  return lk_nl_launch(d, d->k_conv, len, st, args, "the STRICT conversion kernel");
-}
-
-static lightos_status_t lk_nl_sum(lk_nl_dev_t* d, CUstream st, int dt, int op, CUdeviceptr own,
-                                  CUdeviceptr slots, uint64_t stride, uint32_t me, uint32_t n,
-                                  CUdeviceptr out, uint64_t len, uint64_t gbase, CUdeviceptr exps,
-                                  CUdeviceptr mask, uint64_t ntotal) {
+/* out[0..len) = the STRICT sums of the n ranks' raw elements (own for rank
+ * me, slots + t * stride for the others), global index gbase + j. */
+static lightos_status_t lk_nl_strict_sum(lk_nl_dev_t* d, CUstream st, int dt, int op,
+                                         CUdeviceptr own, CUdeviceptr slots, uint64_t stride,
+                                         uint32_t me, uint32_t n, CUdeviceptr out, uint64_t len,
+                                         uint64_t gbase, CUdeviceptr exps, uint64_t ntotal) {
   if (!len) return LIGHTOS_SUCCESS;
   int kdt = dt, kop = op;
   unsigned kme = me, kn = n;
   unsigned long long ks = stride, kl = len, kg = gbase, knt = ntotal;
-  void* args[] = {&kdt, &kop, &own, &slots, &ks, &kme, &kn, &out, &kl, &kg, &exps, &mask, &knt};
-  return lk_nl_launch(d, d->k_sum, len, st, args, "the STRICT sum kernel");
+  void* args[] = {&kdt, &kop, &own, &slots, &ks, &kme, &kn, &out, &kl, &kg, &exps, &knt};
+  return lk_nl_launch(d, d->k_strict, len, st, args, "the STRICT sum kernel");
 }
 
 /* Grows a device buffer of the STRICT lane to `copies` x at least `need`
@@ -842,25 +863,24 @@ typedef struct lk_nl_pipe {
   lk_nl_lane_t* l;
   CUstream M;            /* NCCL calls (the caller's stream, or the STRICT lane's) */
   const lk_nccl_plan_t* pl;
-  bool strict;           /* fixed-point exchange (8-byte elements) and the STRICT sum */
-  int dt, op;            /* the element type (U8 for masks) and op (OR for masks) */
-  CUdeviceptr src;       /* the input (strict: the float data that conv reads) */
+  bool strict;           /* the STRICT sum (the exchange carries the raw elements) */
+  int dt, op;
+  CUdeviceptr src;       /* the input */
   CUdeviceptr out;       /* the result (allreduce: count elements; rs: recvcount) */
   bool ag;               /* all-gather the reduced chunks */
   uint64_t ntotal;
-  CUdeviceptr exps, mask; /* strict */
+  CUdeviceptr exps;      /* strict: the shared block exponents */
 } lk_nl_pipe_t;
 
+/* Bytes per exchanged element: the element itself at every level (STRICT
+ * converts to fixed point where it sums). */
 static size_t lk_nl_xes(const lk_nl_pipe_t* p) {
-  return p->strict ? 8 : lightos_dtype_size((lightos_dtype_t)p->dt);
+  return lightos_dtype_size((lightos_dtype_t)p->dt);
 }
 
-/* strict: segment s's fixed-point values (its whole input range) into f. */
-static lightos_status_t lk_nl_pipe_conv(const lk_nl_pipe_t* p, size_t s, CUstream st) {
-  size_t base, len;
-  lk_nccl_plan_seg(p->pl, s, &base, &len);
-  return lk_nl_conv(p->d, st, p->dt, p->src, base, len, p->exps,
-                    p->l->f + (CUdeviceptr)((s & 1) * p->l->f_half));
+/* Exchange area of segment s. */
+static CUdeviceptr lk_nl_xarea(const lk_nl_pipe_t* p, size_t s) {
+  return p->l->x + (CUdeviceptr)((s % LK_NL_NX) * p->l->x_one);
 }
 
 /* Segment s's all-to-all: this rank's part of chunk q to rank q, rank q's
@@ -870,9 +890,8 @@ static lightos_status_t lk_nl_pipe_a2a(const lk_nl_pipe_t* p, size_t s) {
   const lk_nccl_api_t* api = d->nccl;
   const lk_nccl_plan_t* pl = p->pl;
   const size_t xes = lk_nl_xes(p), stride = lk_nccl_plan_slot(pl, s);
-  const CUdeviceptr xbase = p->l->x + (CUdeviceptr)((s & 1) * p->l->x_half);
-  size_t seg_base, seg_len, my_off, my_len, unused;
-  lk_nccl_plan_seg(pl, s, &seg_base, &seg_len);
+  const CUdeviceptr xbase = lk_nl_xarea(p, s);
+  size_t my_off, my_len, unused;
   lk_nccl_plan_chunk(pl, s, pl->me, &my_off, &my_len, &unused);
   if (pl->n == 1) return LIGHTOS_SUCCESS;
   ncclResult_t r = api->ncclGroupStart();
@@ -883,12 +902,9 @@ static lightos_status_t lk_nl_pipe_a2a(const lk_nl_pipe_t* p, size_t s) {
     if (q == pl->me) continue;
     size_t off, len;
     lk_nccl_plan_chunk(pl, s, q, &off, &len, &unused);
-    CUdeviceptr sp = p->strict ? p->l->f + (CUdeviceptr)((s & 1) * p->l->f_half) +
-                                     (CUdeviceptr)((off - seg_base) * 8)
-                               : p->src + (CUdeviceptr)(off * xes);
     if (len && !first) {
-      first = api->ncclSend((const void*)(uintptr_t)sp, len * xes, LK_NCCL_INT8, (int)q,
-                            p->l->nc, p->M);
+      first = api->ncclSend((const void*)(uintptr_t)(p->src + (CUdeviceptr)(off * xes)),
+                            len * xes, LK_NCCL_INT8, (int)q, p->l->nc, p->M);
       call = "ncclSend";
     }
     if (my_len && !first) {
@@ -907,19 +923,16 @@ static lightos_status_t lk_nl_pipe_red(const lk_nl_pipe_t* p, size_t s, CUstream
   const lk_nccl_plan_t* pl = p->pl;
   const size_t xes = lk_nl_xes(p), oes = lightos_dtype_size((lightos_dtype_t)p->dt);
   const size_t stride = lk_nccl_plan_slot(pl, s);
-  const CUdeviceptr xbase = p->l->x + (CUdeviceptr)((s & 1) * p->l->x_half);
-  size_t seg_base, seg_len, off, len, out_off;
-  lk_nccl_plan_seg(pl, s, &seg_base, &seg_len);
+  const CUdeviceptr xbase = lk_nl_xarea(p, s);
+  size_t off, len, out_off;
   lk_nccl_plan_chunk(pl, s, pl->me, &off, &len, &out_off);
+  const CUdeviceptr own = p->src + (CUdeviceptr)(off * xes);
   const CUdeviceptr out = p->out + (CUdeviceptr)(out_off * oes);
-  if (p->strict) {
-    CUdeviceptr own = p->l->f + (CUdeviceptr)((s & 1) * p->l->f_half) +
-                      (CUdeviceptr)((off - seg_base) * 8);
-    return lk_nl_sum(p->d, st, p->dt, p->op, own, xbase, stride, pl->me, pl->n, out, len, off,
-                     p->exps, p->mask, p->ntotal);
-  }
-  return lk_nl_tree(p->d, st, p->dt, p->op, p->src + (CUdeviceptr)(off * xes), xbase, stride,
-                    pl->me, pl->n, out, len, p->ntotal);
+  if (p->strict)
+    return lk_nl_strict_sum(p->d, st, p->dt, p->op, own, xbase, stride, pl->me, pl->n, out, len,
+                            off, p->exps, p->ntotal);
+  return lk_nl_tree(p->d, st, p->dt, p->op, own, xbase, stride, pl->me, pl->n, out, len,
+                    p->ntotal);
 }
 
 /* Segment s's all-gather of the reduced chunks (allreduce). */
@@ -972,59 +985,47 @@ static lightos_status_t lk_nl_pipe_gather_all(const lk_nl_pipe_t* p) {
   const lk_nccl_plan_t* pl = p->pl;
   const size_t xes = lk_nl_xes(p);
   const size_t count = pl->count;
-  lightos_status_t s = LIGHTOS_SUCCESS;
-  CUdeviceptr own = p->src;
-  if (p->strict) {
-    own = p->l->f;
-    s = lk_nl_conv(d, p->M, p->dt, p->src, 0, count, p->exps, own);
-    if (s) return s;
-  }
-  ncclResult_t r = d->nccl->ncclAllGather((const void*)(uintptr_t)own, (void*)(uintptr_t)p->l->x,
-                                          count * xes, LK_NCCL_INT8, p->l->nc, p->M);
+  ncclResult_t r = d->nccl->ncclAllGather((const void*)(uintptr_t)p->src,
+                                          (void*)(uintptr_t)p->l->x, count * xes, LK_NCCL_INT8,
+                                          p->l->nc, p->M);
   if (r) return lk_nl_nccl_fail(d, p->l, r, "ncclAllGather");
   if (p->strict)
-    return lk_nl_sum(d, p->M, p->dt, p->op, own, p->l->x, count, pl->me, pl->n, p->out, count, 0,
-                     p->exps, p->mask, p->ntotal);
-  return lk_nl_tree(d, p->M, p->dt, p->op, own, p->l->x, count, pl->me, pl->n, p->out, count,
+    return lk_nl_strict_sum(d, p->M, p->dt, p->op, p->src, p->l->x, count, pl->me, pl->n,
+                            p->out, count, 0, p->exps, p->ntotal);
+  return lk_nl_tree(d, p->M, p->dt, p->op, p->src, p->l->x, count, pl->me, pl->n, p->out, count,
                     p->ntotal);
 }
 
 /* Runs a pipelined reduction (lane lock held).  Streams: the NCCL calls on
- * M, the kernels on the lane's aux stream A:
+ * M, the kernels on the lane's aux stream A.  With K = LK_NL_NX exchange
+ * areas, M holds
  *
- *   A:  [conv0] [conv1] [red0] [conv2] [red1] ...        (strict: conv)
- *   M:  a2a0 a2a1 |red0| ag0 a2a2 |red1| ag1 ...          (|x|: waits for x)
+ *   a2a(0) .. a2a(K-2), then per segment i:  a2a(i+K-1) |red(i)| ag(i)
  *
- * so that segment s's reduction runs while segment s+1's all-to-all
- * moves.  Reuse of the two halves of the scratch: a2a(s+2) is issued after
- * M waited for red(s), and conv(s+2) follows red(s) on A, which followed
- * a2a(s).  M starts behind everything the lane's A ran before (ev_tail),
- * and ends behind everything A runs here. */
+ * (|x|: M waits for x) and A runs red(i) behind a2a(i).  So NCCL always has
+ * the next transfers queued while a reduction runs, and segment i's
+ * all-gather follows the all-to-alls issued ahead of it.  Reuse of the
+ * areas: a2a(i+K-1) fills the area of segment i-1, whose reduction M
+ * waited for before ag(i-1).  M starts behind everything the lane's A ran
+ * before (ev_tail), and ends behind everything A runs here (M waits for
+ * the last reduction). */
 static lightos_status_t lk_nl_pipe_run(const lk_nl_pipe_t* p) {
   lk_nl_dev_t* d = p->d;
   lk_nl_lane_t* l = p->l;
   const CUstream M = p->M, A = l->aux;
-  const size_t nseg = p->pl->nseg;
+  const size_t nseg = p->pl->nseg, ahead = LK_NL_NX - 1;
   lightos_status_t s = lk_nl_wait_on(d, M, l->ev_tail);
   if (s) return s;
   if (p->pl->gather_all) return lk_nl_pipe_gather_all(p);
-  if (p->strict) {
-    if ((s = lk_nl_pipe_conv(p, 0, A)) || (s = lk_nl_record(d, l->ev_c, A)) ||
-        (s = lk_nl_wait_on(d, M, l->ev_c)))
-      return s;
-  }
-  if ((s = lk_nl_pipe_a2a(p, 0)) || (s = lk_nl_record(d, l->ev_a[0], M))) return s;
+  for (size_t k = 0; k < ahead && k < nseg; ++k)
+    if ((s = lk_nl_pipe_a2a(p, k)) || (s = lk_nl_record(d, l->ev_a[k % LK_NL_NX], M))) return s;
   for (size_t i = 0; i < nseg; ++i) {
-    if (i + 1 < nseg) {
-      if (p->strict) {
-        if ((s = lk_nl_pipe_conv(p, i + 1, A)) || (s = lk_nl_record(d, l->ev_c, A)) ||
-            (s = lk_nl_wait_on(d, M, l->ev_c)))
-          return s;
-      }
-      if ((s = lk_nl_pipe_a2a(p, i + 1)) || (s = lk_nl_record(d, l->ev_a[(i + 1) & 1], M)))
+    const size_t nx = i + ahead;
+    if (nx < nseg) {
+      if ((s = lk_nl_pipe_a2a(p, nx)) || (s = lk_nl_record(d, l->ev_a[nx % LK_NL_NX], M)))
         return s;
     }
-    if ((s = lk_nl_wait_on(d, A, l->ev_a[i & 1])) || (s = lk_nl_pipe_red(p, i, A)) ||
+    if ((s = lk_nl_wait_on(d, A, l->ev_a[i % LK_NL_NX])) || (s = lk_nl_pipe_red(p, i, A)) ||
         (s = lk_nl_record(d, l->ev_r, A)) || (s = lk_nl_wait_on(d, M, l->ev_r)))
       return s;
     if (p->ag && (s = lk_nl_pipe_ag(p, i))) return s;
@@ -1106,21 +1107,25 @@ static lightos_status_t lk_nl_direct(lk_nl_dev_t* d, lk_nl_lane_t* l, CUstream s
   void* rp = (void*)(uintptr_t)j->rp;
   ncclResult_t r = 0;
   const char* call = "";
+  /* One rank: every op's result is the input.  NCCL's avg would run its
+   * one-rank multiply-by-1/n kernel, which (NCCL 2.28.3 at least) splits
+   * the elements over its blocks in whole 16-byte packs and leaves the
+   * last few elements unwritten for some counts (e.g. 100003 f32: the
+   * last 3); its sum is a plain copy. */
+  const int nop = c->size == 1 ? LK_NCCL_SUM : lk_nl_nop(op->op);
   switch (op->kind) {
     case LK_COLL_ALLREDUCE:
       call = "ncclAllReduce";
-      r = api->ncclAllReduce(sp, rp, op->count, lk_nl_ndt(op->dtype), lk_nl_nop(op->op), l->nc,
-                             st);
+      r = api->ncclAllReduce(sp, rp, op->count, lk_nl_ndt(op->dtype), nop, l->nc, st);
       break;
     case LK_COLL_REDUCE:
       call = "ncclReduce";
       r = api->ncclReduce(sp, c->rank == op->root ? rp : NULL, op->count, lk_nl_ndt(op->dtype),
-                          lk_nl_nop(op->op), (int)op->root, l->nc, st);
+                          nop, (int)op->root, l->nc, st);
       break;
     case LK_COLL_REDUCE_SCATTER:
       call = "ncclReduceScatter";
-      r = api->ncclReduceScatter(sp, rp, op->count, lk_nl_ndt(op->dtype), lk_nl_nop(op->op),
-                                 l->nc, st);
+      r = api->ncclReduceScatter(sp, rp, op->count, lk_nl_ndt(op->dtype), nop, l->nc, st);
       break;
     case LK_COLL_BROADCAST:
       call = "ncclBroadcast";
@@ -1314,7 +1319,8 @@ static lightos_status_t lk_nl_lane_init(lk_nl_dev_t* d, lk_nl_lane_t* l, bool ow
   if (!l->aux) r = api->cuStreamCreate(&l->aux, CU_STREAM_NON_BLOCKING);
   if (!r && own_main && !l->main) r = api->cuStreamCreate(&l->main, CU_STREAM_NON_BLOCKING);
   if (r) return lk_cu_fail(d->cu, r, "cuStreamCreate", "NCCL path");
-  CUevent* evs[] = {&l->ev_a[0], &l->ev_a[1], &l->ev_c, &l->ev_r, &l->ev_tail, &l->ev_host};
+  CUevent* evs[LK_NL_NX + 3] = {&l->ev_r, &l->ev_tail, &l->ev_host};
+  for (size_t i = 0; i < LK_NL_NX; ++i) evs[3 + i] = &l->ev_a[i];
   for (size_t i = 0; i < sizeof evs / sizeof evs[0]; ++i)
     if (!*evs[i] && (r = api->cuEventCreate(evs[i], CU_EVENT_DISABLE_TIMING)) != CUDA_SUCCESS)
       return lk_cu_fail(d->cu, r, "cuEventCreate", "NCCL path");
@@ -1330,12 +1336,6 @@ static lightos_status_t lk_nl_lane_p_setup(lk_nl_dev_t* d, const lk_algo_t* a) {
   if (!oks) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory");
   lightos_status_t s = lk_cu_make_current(d->cu);
   if (!s) s = lk_nl_lane_init(d, &d->p, true);
-  if (!s && !d->hword) {
-    void* h = NULL;
-    CUresult r = d->api->cuMemHostAlloc(&h, 64, 0);
-    if (r) s = lk_cu_fail(d->cu, r, "cuMemHostAlloc", "the STRICT flag word");
-    else d->hword = h;
-  }
   if (s) {
     LK_LOG_INFO("comm: rank %u cannot make the STRICT NCCL lane: %s", c->rank,
                 lightos_last_error()->message);
@@ -1389,85 +1389,56 @@ static lightos_status_t lk_nl_lane_p_setup(lk_nl_dev_t* d, const lk_algo_t* a) {
 /* STRICT allreduce (lk_allreduce_strict) on the GPUs, on the STRICT lane's
  * streams (the queue's earlier work is complete, its later work waits):
  *   1. per 256-element block, the largest exponent of this rank's finite
- *      values, and one int32 flag after the blocks (NaN/Inf seen);
- *      ncclAllReduce(max) over the ranks; the flag is read here;
- *   2. only when some rank has NaN/Inf: per-element class masks, OR-ed
- *      over the ranks for this rank's chunks (all-to-all + OR kernel);
- *   3. the pipeline: 48-bit fixed point (int64), all-to-all, exact sums
- *      rounded once, all-gather of the results. */
+ *      values; ncclAllReduce(max) over the ranks: the shared exponents;
+ *   2. the pipeline (comm_nccl.h) over the raw elements: all-to-all, then
+ *      per element of this rank's chunk every rank's value converted to
+ *      48-bit fixed point with the shared exponent, summed exactly, the
+ *      NaN/Inf classes OR-ed (the host's merged non-finite mask) and the
+ *      result rounded once; all-gather of the results.
+ * The conversion is a function of the element and the shared exponent
+ * only, so converting where the sum is made gives the host's fixed-point
+ * values, and the exchange moves the elements' own bytes (2 or 4), not 8.
+ * Nothing waits for the host in between. */
 static lightos_status_t lk_nl_strict(lk_nl_dev_t* d, const lk_coll_desc_t* op,
                                      uint64_t deadline) {
   lk_comm_t* c = d->c;
   lk_nl_lane_t* l = &d->p;
-  const lk_cuda_api_t* api = d->api;
-  const size_t count = op->count;
+  const size_t count = op->count, es = lightos_dtype_size(op->dtype);
   const size_t nblocks = (count + LK_STRICT_BLOCK - 1) / LK_STRICT_BLOCK;
   const CUdeviceptr src = lk_nl_ptr(op->sends[0]), out = lk_nl_ptr(op->recv);
   const CUstream M = l->main;
   lk_nccl_plan_t pl;
-  lk_nccl_plan_make(&pl, c->size, c->rank, false, count, 8, d->segb);
+  lk_nccl_plan_make(&pl, c->size, c->rank, false, count, es, d->segb);
 
   pthread_mutex_lock(&l->lock);
   lightos_status_t s = l->nc ? lk_cu_make_current(d->cu) : lk_nl_aborted_error(d);
-  if (!s) s = lk_nl_grow(d, l, &l->e, &l->e_bytes, (nblocks + 1) * 4, 1);
-  if (!s && c->size > 1) s = lk_nl_grow(d, l, &l->x, &l->x_half, d->segb, 2);
-  if (!s) s = lk_nl_grow(d, l, &l->f, &l->f_half, d->segb, 2);
-  const CUdeviceptr flag = l->e + (CUdeviceptr)(nblocks * 4);
+  if (!s) s = lk_nl_grow(d, l, &l->e, &l->e_bytes, nblocks * 4, 1);
+  if (!s && c->size > 1) s = lk_nl_grow(d, l, &l->x, &l->x_one, d->segb, LK_NL_NX);
   if (!s) {
-    CUresult r = api->cuMemsetD32Async(flag, 0, 1, M);
-    if (r) s = lk_cu_fail(d->cu, r, "cuMemsetD32Async", "the STRICT flag");
-  }
-  if (!s) {
+    /* One thread per element of a 256-element block (blockDim 256). */
     int kdt = (int)op->dtype;
     unsigned long long kc = count;
-    CUdeviceptr ksrc = src, ke = l->e, kf = flag;
-    void* args[] = {&kdt, &ksrc, &kc, &ke, &kf};
-    s = lk_nl_launch(d, d->k_scan, (uint64_t)nblocks * 256, M, args, "the STRICT scan kernel");
+    CUdeviceptr ksrc = src, ke = l->e;
+    void* args[] = {&kdt, &ksrc, &kc, &ke};
+    uint64_t g = nblocks ? nblocks : 1, cap = (uint64_t)d->sms * 8;
+    CUresult r = d->api->cuLaunchKernel(d->k_scan, (unsigned)(g < cap ? g : cap), 1, 1, 256, 1,
+                                        1, 0, M, args, NULL);
+    if (r) s = lk_cu_fail(d->cu, r, "cuLaunchKernel", "the STRICT scan kernel");
   }
-  if (!s) {
+  if (!s && c->size > 1) {
     ncclResult_t r = d->nccl->ncclAllReduce((const void*)(uintptr_t)l->e, (void*)(uintptr_t)l->e,
-                                            nblocks + 1, LK_NCCL_INT32, LK_NCCL_MAX, l->nc, M);
+                                            nblocks, LK_NCCL_INT32, LK_NCCL_MAX, l->nc, M);
     if (r) s = lk_nl_nccl_fail(d, l, r, "ncclAllReduce (STRICT exponents)");
   }
   if (!s) {
-    CUresult r = api->cuMemcpyDtoHAsync_v2(d->hword, flag, 4, M);
-    if (r) s = lk_cu_fail(d->cu, r, "cuMemcpyDtoHAsync", "the STRICT flag");
+    lk_nl_pipe_t sp = {.d = d, .l = l, .M = M, .pl = &pl, .strict = true, .dt = (int)op->dtype,
+                       .op = (int)op->op, .src = src, .out = out, .ag = true,
+                       .ntotal = c->size, .exps = l->e};
+    s = lk_nl_pipe_run(&sp);
   }
   if (!s) s = lk_nl_record(d, l->ev_host, M);
   pthread_mutex_unlock(&l->lock);
-  if (!s) s = lk_nl_wait_event(d, l->ev_host, deadline, "the STRICT exponent exchange");
-  const bool special = !s && *(volatile uint32_t*)d->hword != 0;
-
-  if (!s) {
-    pthread_mutex_lock(&l->lock);
-    s = l->nc ? LIGHTOS_SUCCESS : lk_nl_aborted_error(d);
-    if (!s && special) {
-      s = lk_nl_grow(d, l, &l->ml, &l->m_bytes, count, 2);
-      if (!s) l->mg = l->ml + (CUdeviceptr)l->m_bytes;
-      if (!s) {
-        int kdt = (int)op->dtype;
-        unsigned long long kc = count;
-        CUdeviceptr ksrc = src, km = l->ml;
-        void* args[] = {&kdt, &ksrc, &kc, &km};
-        s = lk_nl_launch(d, d->k_mask, count, M, args, "the STRICT mask kernel");
-      }
-      if (!s) {
-        lk_nl_pipe_t mp = {.d = d, .l = l, .M = M, .pl = &pl, .strict = false,
-                           .dt = LIGHTOS_DTYPE_U8, .op = LK_NL_OP_OR, .src = l->ml, .out = l->mg,
-                           .ag = false, .ntotal = c->size};
-        s = lk_nl_pipe_run(&mp);
-      }
-    }
-    if (!s) {
-      lk_nl_pipe_t sp = {.d = d, .l = l, .M = M, .pl = &pl, .strict = true, .dt = (int)op->dtype,
-                         .op = (int)op->op, .src = src, .out = out, .ag = true,
-                         .ntotal = c->size, .exps = l->e, .mask = special ? l->mg : 0};
-      s = lk_nl_pipe_run(&sp);
-    }
-    if (!s) s = lk_nl_record(d, l->ev_host, M);
-    pthread_mutex_unlock(&l->lock);
-    if (!s) s = lk_nl_wait_event(d, l->ev_host, deadline, "the STRICT allreduce");
-  }
+  if (!s) s = lk_nl_wait_event(d, l->ev_host, deadline, "the STRICT allreduce");
   if (s && !atomic_load(&d->dead)) {
     /* The ranks' sequences no longer match: abort them all. */
     char why[sizeof c->abort_msg];
@@ -1554,10 +1525,9 @@ static lightos_status_t lk_nl_module_load(lk_nl_dev_t* d) {
     CUfunction* fn;
     const char* name;
   } fns[] = {{&d->k_tree, "lk_cuk_tree_k"},
+             {&d->k_tree2v, "lk_cuk_tree2v_k"},
              {&d->k_scan, "lk_cuk_scan_k"},
-             {&d->k_mask, "lk_cuk_mask_k"},
-             {&d->k_conv, "lk_cuk_conv_k"},
-             {&d->k_sum, "lk_cuk_sum_k"}};
+             {&d->k_strict, "lk_cuk_strict_k"}};
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; ++i) {
     CUresult r = d->api->cuModuleGetFunction(fns[i].fn, d->mod, fns[i].name);
     if (r) return lk_cu_fail(d->cu, r, "cuModuleGetFunction", fns[i].name);
@@ -1578,11 +1548,12 @@ static void lk_nl_lane_free(lk_nl_dev_t* d, lk_nl_lane_t* l, bool free_memory) {
   if (free_memory) {
     if (l->main) (void)api->cuStreamSynchronize(l->main);
     if (l->aux) (void)api->cuStreamSynchronize(l->aux);
-    CUdeviceptr bufs[] = {l->x, l->f, l->e, l->ml, l->small};
+    CUdeviceptr bufs[] = {l->x, l->e, l->small};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i)
       if (bufs[i]) api->cuMemFree_v2(bufs[i]);
     for (size_t i = 0; i < l->nretired; ++i) api->cuMemFree_v2(l->retired[i]);
-    CUevent evs[] = {l->ev_a[0], l->ev_a[1], l->ev_c, l->ev_r, l->ev_tail, l->ev_host};
+    CUevent evs[LK_NL_NX + 3] = {l->ev_r, l->ev_tail, l->ev_host};
+    for (size_t i = 0; i < LK_NL_NX; ++i) evs[3 + i] = l->ev_a[i];
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; ++i)
       if (evs[i]) api->cuEventDestroy_v2(evs[i]);
     if (l->main) api->cuStreamDestroy_v2(l->main);
@@ -1606,7 +1577,6 @@ static void lk_nl_dev_free(lk_nl_dev_t* d, bool free_memory) {
       d->api->cuEventDestroy_v2(d->pend[i].start);
       d->api->cuEventDestroy_v2(d->pend[i].end);
     }
-    if (d->hword) d->api->cuMemFreeHost(d->hword);
     if (d->mod) d->api->cuModuleUnload(d->mod);
   }
   free(d->evfree);
@@ -1628,9 +1598,10 @@ static lk_cu_context_t* lk_nl_cuda_ctx(const lk_comm_t* c) {
 }
 
 /* Exchange bytes per pipeline segment: LIGHTOS_NCCL_SEGMENT_KB (default
- * 64 MiB), at least 64 elements of 8 bytes per rank. */
+ * 16 MiB; 64 KiB to 4 GiB), at least 64 elements of 8 bytes per rank. */
+#define LK_NL_SEGMENT_KB_DEFAULT 16384
 static size_t lk_nl_segment_bytes(uint32_t n) {
-  long kb = lk_env_long("LIGHTOS_NCCL_SEGMENT_KB", 65536);
+  long kb = lk_env_long("LIGHTOS_NCCL_SEGMENT_KB", LK_NL_SEGMENT_KB_DEFAULT);
   if (kb < 64) kb = 64;
   if (kb > (4L << 20)) kb = 4L << 20;
   size_t b = (size_t)kb << 10, min = (size_t)n * 64 * 8;
@@ -1668,6 +1639,10 @@ static lightos_status_t lk_nl_dev_new(lk_comm_t* c, const lk_nccl_api_t* api, si
                                           d->cu->device->dev) == CUDA_SUCCESS && v > 0
                  ? v
                  : 32;
+    long ctas = lk_env_long("LIGHTOS_NCCL_KERNEL_CTAS", 0);
+    if (ctas <= 0) ctas = d->sms - d->sms / 4;
+    if (ctas > 65535) ctas = 65535;
+    d->ctas = ctas > 0 ? (unsigned)ctas : 1u;
     s = lk_nl_module_load(d);
   }
   if (!s) s = lk_nl_lane_init(d, &d->q, false);
@@ -1677,9 +1652,9 @@ static lightos_status_t lk_nl_dev_new(lk_comm_t* c, const lk_nccl_api_t* api, si
     if (r) s = lk_cu_fail(d->cu, r, "cuMemAlloc", "NCCL path");
   }
   if (!s && c->size > 1) {
-    CUresult r = d->api->cuMemAlloc_v2(&d->q.x, 2 * segb);
+    CUresult r = d->api->cuMemAlloc_v2(&d->q.x, LK_NL_NX * segb);
     if (r) s = lk_cu_fail(d->cu, r, "cuMemAlloc", "NCCL path exchange slots");
-    else d->q.x_half = segb;
+    else d->q.x_one = segb;
   }
   if (s) {
     lk_nl_err_t e;
@@ -1968,14 +1943,14 @@ lightos_status_t lk_nccl_attach_rank(lk_comm_t* c) {
     (void)lk_cu_make_current(d->cu);
     d->api->cuMemFree_v2(d->q.x);
     d->q.x = 0;
-    d->q.x_half = 0;
-    CUresult r = d->api->cuMemAlloc_v2(&d->q.x, 2 * (size_t)segb);
+    d->q.x_one = 0;
+    CUresult r = d->api->cuMemAlloc_v2(&d->q.x, LK_NL_NX * (size_t)segb);
     if (r) {
       lk_cu_fail(d->cu, r, "cuMemAlloc", "NCCL path exchange slots");
       snprintf(why, sizeof why, "%s", lightos_last_error()->message);
       d->q.x = 0;
     } else {
-      d->q.x_half = segb;
+      d->q.x_one = segb;
     }
   }
   d->segb = segb;

@@ -378,8 +378,8 @@ lightos_status_t lk_red_tree(lightos_dtype_t dt, lightos_reduce_op_t op, const v
   return LIGHTOS_SUCCESS;
 }
 
-void lk_red_finish(lightos_dtype_t dt, lightos_reduce_op_t op, const void* acc, void* dst,
-                   size_t n, uint64_t ntotal) {
+static void lk_red_finish_raw(lightos_dtype_t dt, lightos_reduce_op_t op, const void* acc,
+                              void* dst, size_t n, uint64_t ntotal) {
   if (op == LIGHTOS_OP_AVG && ntotal > 1) {
     /* In place on a copy when dst is narrower than acc. */
     switch (dt) {
@@ -431,6 +431,42 @@ void lk_red_finish(lightos_dtype_t dt, lightos_reduce_op_t op, const void* acc, 
     }
   }
   lk_from_acc(dt, acc, dst, n);
+}
+
+/* The result of a reduction: NaNs become the type's canonical quiet NaN
+ * (which NaN payload an addition passes on depends on the operand order a
+ * compiler or GPU chose; the canonical one does not). */
+void lk_red_finish(lightos_dtype_t dt, lightos_reduce_op_t op, const void* acc, void* dst,
+                   size_t n, uint64_t ntotal) {
+  lk_red_finish_raw(dt, op, acc, dst, n, ntotal);
+  switch (dt) {
+    case LIGHTOS_DTYPE_F32: {
+      uint32_t* u = dst;
+      for (size_t i = 0; i < n; ++i)
+        if ((u[i] & 0x7fffffffu) > 0x7f800000u) u[i] = 0x7fc00000u;
+      return;
+    }
+    case LIGHTOS_DTYPE_F64: {
+      uint64_t* u = dst;
+      for (size_t i = 0; i < n; ++i)
+        if ((u[i] & 0x7fffffffffffffffull) > 0x7ff0000000000000ull) u[i] = 0x7ff8000000000000ull;
+      return;
+    }
+    case LIGHTOS_DTYPE_F16: {
+      uint16_t* u = dst;
+      for (size_t i = 0; i < n; ++i)
+        if ((u[i] & 0x7fffu) > 0x7c00u) u[i] = 0x7e00u;
+      return;
+    }
+    case LIGHTOS_DTYPE_BF16: {
+      uint16_t* u = dst;
+      for (size_t i = 0; i < n; ++i)
+        if ((u[i] & 0x7fffu) > 0x7f80u) u[i] = 0x7fc0u;
+      return;
+    }
+    default:
+      return;
+  }
 }
 
 /* ---- STRICT --------------------------------------------------------------- */
