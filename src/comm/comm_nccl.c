@@ -70,9 +70,13 @@
  * one).  Tuning of the pipelines (RUN/TOPOLOGY, STRICT), neither changes
  * a result bit:
  *   LIGHTOS_NCCL_SEGMENT_KB   exchange bytes of one pipeline segment over
- *                             all ranks (KiB, default 16384 = 16 MiB: for
- *                             2 ranks of f32, 16 MiB of input per
- *                             segment).  Smaller: more overlap of the
+ *                             all ranks (KiB, default 131072 = 128 MiB;
+ *                             STRICT uses half).  Measured on 2 x H200,
+ *                             256 MiB f32, share of NCCL's busbw at
+ *                             TOPOLOGY: 16 MiB 0.45, 32 MiB 0.59, 64 MiB
+ *                             0.71, 128 MiB 0.83, 256 MiB 0.78: NCCL's
+ *                             grouped send/recv has a high cost per call.
+ *                             Smaller: more overlap of the
  *                             reduction with the transfers, more NCCL
  *                             calls.  Rank 0's value is used by every
  *                             rank.  Each lane holds LK_NL_NX segments of
@@ -1407,13 +1411,17 @@ static lightos_status_t lk_nl_strict(lk_nl_dev_t* d, const lk_coll_desc_t* op,
   const size_t nblocks = (count + LK_STRICT_BLOCK - 1) / LK_STRICT_BLOCK;
   const CUdeviceptr src = lk_nl_ptr(op->sends[0]), out = lk_nl_ptr(op->recv);
   const CUstream M = l->main;
+  /* STRICT's sum kernel is heavier than the tree: half the segment of the
+   * RUN/TOPOLOGY pipeline overlaps it better (2 x H200, 256 MiB f32:
+   * 64 MiB segments 0.52 of NCCL's busbw, 128 MiB 0.45). */
+  const size_t sseg = d->segb >= ((size_t)256 << 10) ? d->segb / 2 : d->segb;
   lk_nccl_plan_t pl;
-  lk_nccl_plan_make(&pl, c->size, c->rank, false, count, es, d->segb);
+  lk_nccl_plan_make(&pl, c->size, c->rank, false, count, es, sseg);
 
   pthread_mutex_lock(&l->lock);
   lightos_status_t s = l->nc ? lk_cu_make_current(d->cu) : lk_nl_aborted_error(d);
   if (!s) s = lk_nl_grow(d, l, &l->e, &l->e_bytes, nblocks * 4, 1);
-  if (!s && c->size > 1) s = lk_nl_grow(d, l, &l->x, &l->x_one, d->segb, LK_NL_NX);
+  if (!s && c->size > 1) s = lk_nl_grow(d, l, &l->x, &l->x_one, sseg, LK_NL_NX);
   if (!s) {
     /* One thread per element of a 256-element block (blockDim 256). */
     int kdt = (int)op->dtype;
@@ -1598,8 +1606,8 @@ static lk_cu_context_t* lk_nl_cuda_ctx(const lk_comm_t* c) {
 }
 
 /* Exchange bytes per pipeline segment: LIGHTOS_NCCL_SEGMENT_KB (default
- * 16 MiB; 64 KiB to 4 GiB), at least 64 elements of 8 bytes per rank. */
-#define LK_NL_SEGMENT_KB_DEFAULT 16384
+ * 128 MiB; 64 KiB to 4 GiB), at least 64 elements of 8 bytes per rank. */
+#define LK_NL_SEGMENT_KB_DEFAULT 131072
 static size_t lk_nl_segment_bytes(uint32_t n) {
   long kb = lk_env_long("LIGHTOS_NCCL_SEGMENT_KB", LK_NL_SEGMENT_KB_DEFAULT);
   if (kb < 64) kb = 64;
