@@ -147,6 +147,7 @@ static lightos_status_t lk_chunk_tree(void* user, const void* const* in, uint32_
 
 typedef struct lk_strict_user {
   const lk_algo_t* a;
+  bool raw;              /* the inputs are elements (converted here), not fixed point */
   lightos_dtype_t dt;
   lightos_reduce_op_t op;
   const int16_t* exps;   /* whole range */
@@ -160,8 +161,17 @@ static lightos_status_t lk_chunk_strict(void* user, const void* const* in, uint3
   size_t fsize = lk_strict_fixed_size(u->dt);
   void* sum = lk_tmp(u->a, LK_SCR_SUM, len * fsize);
   if (!sum) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for %zu sums", len);
-  memcpy(sum, in[0], len * fsize);
-  for (uint32_t i = 1; i < m; ++i) lk_strict_sum(u->dt, sum, in[i], len);
+  if (u->raw) {
+    /* The conversion depends only on the element and the shared block
+     * exponent, so the summing rank does it: elements travel, not the
+     * twice-as-wide integers. */
+    memset(sum, 0, len * fsize);
+    for (uint32_t i = 0; i < m; ++i)
+      lk_strict_add(u->dt, in[i], len, u->exps + off / LK_STRICT_BLOCK, sum);
+  } else {
+    memcpy(sum, in[0], len * fsize);
+    for (uint32_t i = 1; i < m; ++i) lk_strict_sum(u->dt, sum, in[i], len);
+  }
   lk_strict_finish(u->dt, u->op, sum, len, u->exps + off / LK_STRICT_BLOCK,
                    u->special ? u->special + off : NULL, u->ntotal, out);
   lk_tmp_done(u->a, sum);
@@ -256,8 +266,9 @@ static lightos_status_t lk_allreduce_ring(const lk_algo_t* a, const void* const*
   return s;
 }
 
+/* raw: every rank has one contribution (all ranks must agree on it). */
 static lightos_status_t lk_allreduce_strict(const lk_algo_t* a, const void* const* sends,
-                                            uint32_t nsends, void* recv, size_t count,
+                                            uint32_t nsends, bool raw, void* recv, size_t count,
                                             lightos_dtype_t dt, lightos_reduce_op_t op,
                                             uint64_t ntotal_in, const size_t* offs) {
   const uint32_t n = a->size;
@@ -266,11 +277,11 @@ static lightos_status_t lk_allreduce_strict(const lk_algo_t* a, const void* cons
   lightos_status_t s = LIGHTOS_SUCCESS;
   int16_t* exps = malloc(nblocks * sizeof *exps);
   int16_t* all = malloc(nblocks * n * sizeof *all);
-  void* fixed = lk_tmp(a, LK_SCR_FIXED, count * fsize);
+  void* fixed = !raw ? lk_tmp(a, LK_SCR_FIXED, count * fsize) : NULL;
   if (fixed) memset(fixed, 0, count * fsize);
   uint8_t* special = NULL;
   uint64_t* flags = malloc(n * sizeof *flags);
-  if (!exps || !all || !fixed || !flags) {
+  if (!exps || !all || (!raw && !fixed) || !flags) {
     s = LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for %zu fixed-point sums", count);
     goto out;
   }
@@ -310,10 +321,13 @@ static lightos_status_t lk_allreduce_strict(const lk_algo_t* a, const void* cons
     s = lk_rs_ag(a, &ra);
     if (s) goto out;
   }
-  for (uint32_t i = 0; i < nsends; ++i) lk_strict_add(dt, sends[i], count, exps, fixed);
-  lk_strict_user_t u = {a, dt, op, exps, special, ntotal_in};
-  lk_rs_args_t ra = {fixed, fsize, offs, lk_chunk_strict, &u, recv, lightos_dtype_size(dt),
-                     LK_AG_ALL, 0};
+  /* One contribution per rank: its elements travel and the summing rank
+   * converts them.  Several: their exact local sum travels, in fixed point. */
+  if (!raw)
+    for (uint32_t i = 0; i < nsends; ++i) lk_strict_add(dt, sends[i], count, exps, fixed);
+  lk_strict_user_t u = {a, raw, dt, op, exps, special, ntotal_in};
+  lk_rs_args_t ra = {raw ? sends[0] : fixed, raw ? lightos_dtype_size(dt) : fsize, offs,
+                     lk_chunk_strict, &u, recv, lightos_dtype_size(dt), LK_AG_ALL, 0};
   s = lk_rs_ag(a, &ra);
 out:
   free(exps);
@@ -334,7 +348,7 @@ lightos_status_t lk_algo_allreduce(const lk_algo_t* a, const void* const* sends,
                                    bool multi, void* recv, size_t count, lightos_dtype_t dt,
                                    lightos_reduce_op_t op) {
   const uint32_t n = a->size;
-  uint64_t ntotal = (uint64_t)n * nsends;
+  uint64_t ntotal = (uint64_t)n * nsends, maxk = nsends;
   lightos_status_t s;
   if (multi) {
     /* Contributions per rank may differ: the total decides avg (and the
@@ -343,7 +357,10 @@ lightos_status_t lk_algo_allreduce(const lk_algo_t* a, const void* const* sends,
     if (!ks) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory");
     s = lk_gather_u64(a, nsends, ks);
     ntotal = 0;
-    for (uint32_t r = 0; r < n; ++r) ntotal += ks[r];
+    for (uint32_t r = 0; r < n; ++r) {
+      ntotal += ks[r];
+      if (ks[r] > maxk) maxk = ks[r];
+    }
     free(ks);
     if (s) return s;
   }
@@ -360,7 +377,7 @@ lightos_status_t lk_algo_allreduce(const lk_algo_t* a, const void* const* sends,
                      (unsigned long long)ntotal, LK_STRICT_MAX_CONTRIB);
     }
     lk_partition(count, LK_STRICT_BLOCK, n, offs);
-    s = lk_allreduce_strict(a, sends, nsends, recv, count, dt, op, ntotal, offs);
+    s = lk_allreduce_strict(a, sends, nsends, maxk == 1, recv, count, dt, op, ntotal, offs);
     free(offs);
     return s;
   }
@@ -409,7 +426,7 @@ lightos_status_t lk_algo_reduce(const lk_algo_t* a, const void* send, void* recv
       free(offs);
       return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory");
     }
-    s = lk_allreduce_strict(a, &send, 1, tmp, count, dt, op, n, offs);
+    s = lk_allreduce_strict(a, &send, 1, true, tmp, count, dt, op, n, offs);
     if (tmp != recv) free(tmp);
     free(offs);
     return s;
@@ -490,7 +507,7 @@ lightos_status_t lk_algo_reduce_scatter(const lk_algo_t* a, const void* send, vo
       return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory");
     }
     lk_partition(count, LK_STRICT_BLOCK, n, boffs);
-    s = lk_allreduce_strict(a, &send, 1, tmp, count, dt, op, n, boffs);
+    s = lk_allreduce_strict(a, &send, 1, true, tmp, count, dt, op, n, boffs);
     if (!s) memcpy(recv, (char*)tmp + (size_t)a->rank * recvcount * es, recvcount * es);
     free(tmp);
     free(boffs);
