@@ -10,6 +10,7 @@ dpkg -s libclang-rt-dev >/dev/null 2>&1 || dpkg -s libclang-rt-14-dev >/dev/null
 dpkg -s ocl-icd-libopencl1 >/dev/null 2>&1 || need+=(ocl-icd-libopencl1)
 dpkg -s pocl-opencl-icd >/dev/null 2>&1 || need+=(pocl-opencl-icd)
 ls /usr/lib/*/libopenblas.so.0 >/dev/null 2>&1 || need+=(libopenblas0-pthread)
+ls /usr/lib/*/libclblast.so.1 >/dev/null 2>&1 || need+=(libclblast1)
 command -v hipcc >/dev/null || need+=(hipcc)
 dpkg -s rocm-device-libs >/dev/null 2>&1 || need+=(rocm-device-libs)
 dpkg -s libamdhip64-5 >/dev/null 2>&1 || need+=(libamdhip64-5)

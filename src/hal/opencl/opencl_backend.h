@@ -37,4 +37,21 @@ lightos_status_t lk_cl_program_build(lk_hal_context_t* context, const lk_program
 lightos_status_t lk_cl_enqueue_launch(lk_cl_context_t* c, cl_command_queue q, lk_cmd_t* cmd,
                                       cl_event* out_event);
 
+/* Work that a library enqueues on the queue's cl_command_queue itself
+ * (CLBlast): fn(arg, queue, &event) runs in queue order, at the turn of
+ * `keep_alive`, under the queue's lock, and sets the event of its last
+ * enqueued command (NULL: nothing left to wait for).  It returns
+ * LIGHTOS_UNSUPPORTED, raising nothing, when it refused the work before
+ * enqueuing anything; any other failure is raised. */
+typedef lightos_status_t (*lk_cl_native_fn)(void* arg, cl_command_queue queue, cl_event* event);
+
+/* Submits native work.  When the queue can run it now and fn refuses,
+ * returns LIGHTOS_UNSUPPORTED with nothing raised and keep_alive still the
+ * caller's.  Otherwise the queue owns keep_alive and completes it after
+ * the work (with fn's failure, or LIGHTOS_UNSUPPORTED raised when fn
+ * refused once held back behind a wait).  arg is freed with free() in
+ * every case. */
+lightos_status_t lk_cl_queue_submit_native(lk_hal_queue_t* queue, lk_cmd_t* keep_alive,
+                                           lk_cl_native_fn fn, void* arg);
+
 #endif

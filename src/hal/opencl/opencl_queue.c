@@ -1,18 +1,23 @@
 /* OpenCL queues: commands become in-order cl_command_queue work; a
  * completion thread waits for their cl_events in order and completes the
- * LightOS commands (events, timestamps, references). */
+ * LightOS commands (events, timestamps, references).  A library's work
+ * (CLBlast's GEMM, lk_cl_queue_submit_native) goes through the same
+ * dispatch, so it too waits its turn behind held-back commands. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
 #include "core/util.h"
 #include "hal/opencl/opencl_backend.h"
+#include "hal/opencl/opencl_blas.h"
 
 typedef struct lk_cl_pending {
   lk_cmd_t* cmd;
   cl_event ev;          /* NULL for work done on the host at submit */
   lightos_status_t status;
   char msg[384];        /* the failure's message, when status fails */
+  lk_cl_native_fn native; /* library work (lk_cl_queue_submit_native), else NULL */
+  void* native_arg;       /* freed with the entry */
   struct lk_cl_pending* next;
 } lk_cl_pending_t;
 
@@ -89,6 +94,7 @@ static void* lk_cl_completer(void* arg) {
       t0 = t1 = lk_now_ns();
     }
     lk_cmd_complete(p->cmd, s, t0, t1);
+    free(p->native_arg);
     free(p);
     pthread_mutex_lock(&q->lock);
     q->in_flight--;
@@ -251,7 +257,15 @@ static lightos_status_t lk_cl_dispatch(lk_cl_queue_t* q, lk_cl_pending_t* p) {
     }
     return LIGHTOS_SUCCESS;
   }
-  lightos_status_t s = lk_cl_enqueue(q, c, &p->ev);
+  lightos_status_t s;
+  if (p->native) {
+    s = p->native(p->native_arg, q->q, &p->ev);
+    if (s == LIGHTOS_UNSUPPORTED) /* too late to take another path */
+      s = LK_FAIL(LIGHTOS_UNSUPPORTED,
+                  "the native library refused a command that was held back behind a wait");
+  } else {
+    s = lk_cl_enqueue(q, c, &p->ev);
+  }
   if (s) lk_cl_fail_entry(p, s);
   lk_cl_push(q, p);
   return s;
@@ -269,6 +283,39 @@ static lightos_status_t lk_cl_submit(lk_hal_queue_t* hq, lk_cmd_t* c) {
   pthread_mutex_lock(&q->lock);
   q->in_flight++;
   lightos_status_t s = lk_cl_dispatch(q, p);
+  pthread_mutex_unlock(&q->lock);
+  return s;
+}
+
+lightos_status_t lk_cl_queue_submit_native(lk_hal_queue_t* hq, lk_cmd_t* keep_alive,
+                                           lk_cl_native_fn fn, void* arg) {
+  lk_cl_queue_t* q = (lk_cl_queue_t*)hq;
+  lk_cl_pending_t* p = calloc(1, sizeof *p);
+  if (!p) {
+    free(arg);
+    return LIGHTOS_UNSUPPORTED; /* the caller's portable path reports memory */
+  }
+  p->cmd = keep_alive;
+  p->native = fn;
+  p->native_arg = arg;
+  pthread_mutex_lock(&q->lock);
+  lightos_status_t s;
+  if (!q->waiting && !q->error) {
+    /* Its turn now: a refusal can still go back to the caller. */
+    s = fn(arg, q->q, &p->ev);
+    if (s == LIGHTOS_UNSUPPORTED) {
+      pthread_mutex_unlock(&q->lock);
+      free(arg);
+      free(p);
+      return s;
+    }
+    q->in_flight++;
+    if (s) lk_cl_fail_entry(p, s);
+    lk_cl_push(q, p);
+  } else {
+    q->in_flight++;
+    s = lk_cl_dispatch(q, p);
+  }
   pthread_mutex_unlock(&q->lock);
   return s;
 }
@@ -306,6 +353,7 @@ static const lk_hal_queue_vtbl_t lk_cl_queue_vtbl = {
     .submit = lk_cl_submit,
     .finish = lk_cl_finish,
     .drain = NULL,
+    .native_gemm = lk_cl_native_gemm,
 };
 
 lightos_status_t lk_cl_queue_create(lk_hal_context_t* hc, uint32_t flags, lk_hal_queue_t** out) {
