@@ -901,6 +901,24 @@ static lightos_status_t lk_fail_if_aborted(const lk_comm_t* c) {
   return LIGHTOS_SUCCESS;
 }
 
+/* The common tail of an enqueue (after the argument checks): the queue,
+ * the communicator's state, the operation. */
+static lightos_status_t lk_enqueue(lk_comm_t* c, lk_coll_kind_t kind, lk_buffer_t* sb,
+                                   lk_buffer_t* rb, size_t count, lightos_dtype_t dtype,
+                                   lightos_reduce_op_t op, uint32_t root, lightos_queue_t queue) {
+  lk_queue_t* q = NULL;
+  lightos_status_t s = lk_resolve_queue(c, queue, &q);
+  if (!s) s = lk_fail_if_aborted(c);
+  if (s) return s;
+  LK_NEW_OP(o, c, kind, 1);
+  lk_coll_set_buffers(o, sb, rb);
+  o->count = count;
+  o->dtype = dtype;
+  o->op = op;
+  o->root = root;
+  return lk_submit(o, q);
+}
+
 LIGHTOS_API lightos_status_t lightos_comm_allreduce_multi(const lightos_buffer_t* sends,
                                                           uint32_t nsends,
                                                           lightos_buffer_t recv, size_t count,
@@ -965,16 +983,7 @@ LIGHTOS_API lightos_status_t lightos_comm_allreduce(lightos_buffer_t send, light
   lk_buffer_t *sb = NULL, *rb = NULL;
   if (!s) s = lk_check_buffer(c, send, "send", bytes, &sb);
   if (!s) s = lk_check_buffer(c, recv, "recv", bytes, &rb);
-  lk_queue_t* q = NULL;
-  if (!s) s = lk_resolve_queue(c, queue, &q);
-  if (!s) s = lk_fail_if_aborted(c);
-  if (s) return s;
-  LK_NEW_OP(o, c, LK_COLL_ALLREDUCE, 1);
-  lk_coll_set_buffers(o, sb, rb);
-  o->count = count;
-  o->dtype = dtype;
-  o->op = op;
-  return lk_submit(o, q);
+  return s ? s : lk_enqueue(c, LK_COLL_ALLREDUCE, sb, rb, count, dtype, op, 0, queue);
 }
 
 static lightos_status_t lk_check_root(const lk_comm_t* c, uint32_t root, const char* name) {
@@ -997,17 +1006,7 @@ LIGHTOS_API lightos_status_t lightos_comm_reduce(lightos_buffer_t send, lightos_
   lk_buffer_t *sb = NULL, *rb = NULL;
   if (!s) s = lk_check_buffer(c, send, "send", bytes, &sb);
   if (!s && c->rank == root) s = lk_check_buffer(c, recv, "recv", bytes, &rb);
-  lk_queue_t* q = NULL;
-  if (!s) s = lk_resolve_queue(c, queue, &q);
-  if (!s) s = lk_fail_if_aborted(c);
-  if (s) return s;
-  LK_NEW_OP(o, c, LK_COLL_REDUCE, 1);
-  lk_coll_set_buffers(o, sb, rb);
-  o->count = count;
-  o->dtype = dtype;
-  o->op = op;
-  o->root = root;
-  return lk_submit(o, q);
+  return s ? s : lk_enqueue(c, LK_COLL_REDUCE, sb, rb, count, dtype, op, root, queue);
 }
 
 LIGHTOS_API lightos_status_t lightos_comm_broadcast(lightos_buffer_t send, lightos_buffer_t recv,
@@ -1022,16 +1021,8 @@ LIGHTOS_API lightos_status_t lightos_comm_broadcast(lightos_buffer_t send, light
   lk_buffer_t *sb = NULL, *rb = NULL;
   if (!s && c->rank == root) s = lk_check_buffer(c, send, "send", bytes, &sb);
   if (!s) s = lk_check_buffer(c, recv, "recv", bytes, &rb);
-  lk_queue_t* q = NULL;
-  if (!s) s = lk_resolve_queue(c, queue, &q);
-  if (!s) s = lk_fail_if_aborted(c);
-  if (s) return s;
-  LK_NEW_OP(o, c, LK_COLL_BROADCAST, 1);
-  lk_coll_set_buffers(o, sb, rb);
-  o->count = count;
-  o->dtype = dtype;
-  o->root = root;
-  return lk_submit(o, q);
+  return s ? s
+           : lk_enqueue(c, LK_COLL_BROADCAST, sb, rb, count, dtype, LIGHTOS_OP_SUM, root, queue);
 }
 
 /* allgather / alltoall / reduce_scatter share their checks. */
@@ -1054,16 +1045,7 @@ static lightos_status_t lk_enqueue_sized(lk_coll_kind_t kind, lightos_buffer_t s
   if (!s) s = lk_check_buffer(c, recv, "recv", rbytes, &rb);
   if (!s && kind == LK_COLL_ALLTOALL && lk_same_memory(sb, rb))
     s = LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "alltoall cannot run in place (send is recv)");
-  lk_queue_t* q = NULL;
-  if (!s) s = lk_resolve_queue(c, queue, &q);
-  if (!s) s = lk_fail_if_aborted(c);
-  if (s) return s;
-  LK_NEW_OP(o, c, kind, 1);
-  lk_coll_set_buffers(o, sb, rb);
-  o->count = count;
-  o->dtype = dtype;
-  o->op = op;
-  return lk_submit(o, q);
+  return s ? s : lk_enqueue(c, kind, sb, rb, count, dtype, op, 0, queue);
 }
 
 LIGHTOS_API lightos_status_t lightos_comm_allgather(lightos_buffer_t send, lightos_buffer_t recv,
@@ -1101,16 +1083,9 @@ static lightos_status_t lk_enqueue_p2p(bool send, lightos_buffer_t buf, size_t c
     s = LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "peer %u is this rank itself", peer);
   lk_buffer_t* b = NULL;
   if (!s) s = lk_check_buffer(c, buf, send ? "send" : "recv", bytes, &b);
-  lk_queue_t* q = NULL;
-  if (!s) s = lk_resolve_queue(c, queue, &q);
-  if (!s) s = lk_fail_if_aborted(c);
-  if (s) return s;
-  LK_NEW_OP(o, c, send ? LK_COLL_SEND : LK_COLL_RECV, 1);
-  lk_coll_set_buffers(o, send ? b : NULL, send ? NULL : b);
-  o->count = count;
-  o->dtype = dtype;
-  o->root = peer;
-  return lk_submit(o, q);
+  return s ? s
+           : lk_enqueue(c, send ? LK_COLL_SEND : LK_COLL_RECV, send ? b : NULL, send ? NULL : b,
+                        count, dtype, LIGHTOS_OP_SUM, peer, queue);
 }
 
 LIGHTOS_API lightos_status_t lightos_comm_send(lightos_buffer_t send, size_t count,
