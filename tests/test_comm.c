@@ -398,6 +398,59 @@ static void test_bitwise_splits(void) {
   for (int i = 0; i < NCONTRIB; ++i) free(c[i]);
 }
 
+/* STRICT's final rounding (the f32 fast path and the generic one) is the
+ * correctly rounded value of sum * 2^(E - 48): checked against long double
+ * (64-bit mantissa: every int64 sum and its scaling are exact there, and
+ * the cast to float/double rounds once). */
+static void test_strict_rounding(void) {
+  enum { N = 4096 };
+  int64_t* fixed = malloc(N * 8);
+  int16_t exps[N / LK_STRICT_BLOCK];
+  float* out = malloc(N * 4);
+  int bad = 0;
+  for (int round = 0; round < 8 && bad < 5; ++round) {
+    for (int b = 0; b < N / LK_STRICT_BLOCK; ++b) {
+      /* Block exponents from deep subnormal results to overflow. */
+      exps[b] = (int16_t)((int)(rnd() % 330) - 190);
+    }
+    for (int i = 0; i < N; ++i) {
+      int bits = 1 + (int)(rnd() % 63);
+      uint64_t m = rnd() & ((bits == 64 ? 0 : (1ull << bits)) - 1);
+      if ((rnd() & 7) == 0) m |= (rnd() & 1) ? 0x8000000000ull : 0x1000001ull; /* near ties */
+      int64_t v = (int64_t)(m >> 1);
+      fixed[i] = (rnd() & 1) ? -v : v;
+    }
+    lk_strict_finish(LIGHTOS_DTYPE_F32, LIGHTOS_OP_SUM, fixed, N, exps, NULL, 1, out);
+    for (int i = 0; i < N && bad < 5; ++i) {
+      long double x = ldexpl((long double)fixed[i], exps[i / LK_STRICT_BLOCK] - 48);
+      float want = (float)x; /* an exact zero is +0; a negative underflow -0, as in IEEE */
+      uint32_t wb, gb;
+      memcpy(&wb, &want, 4);
+      memcpy(&gb, &out[i], 4);
+      if (wb != gb) {
+        FAILF("STRICT f32 rounding of %lld * 2^%d: %08x, correctly rounded %08x",
+              (long long)fixed[i], exps[i / LK_STRICT_BLOCK] - 48, gb, wb);
+        bad++;
+      }
+    }
+    /* avg (the 128-bit generic path): sum / 3 against long double. */
+    lk_strict_finish(LIGHTOS_DTYPE_F32, LIGHTOS_OP_AVG, fixed, N, exps, NULL, 3, out);
+    for (int i = 0; i < N && bad < 5; ++i) {
+      long double q = (long double)fixed[i] / 3.0L; /* not exact: compare within one ulp */
+      float want = (float)ldexpl(q, exps[i / LK_STRICT_BLOCK] - 48);
+      float d = fabsf(out[i] - want);
+      float ulp = fabsf(nextafterf(want, INFINITY) - want);
+      if (!(d <= ulp) && !(isinf(want) && out[i] == want) && !(want == 0 && out[i] == 0)) {
+        FAILF("STRICT f32 avg of %lld * 2^%d / 3: %.9g vs %.9g", (long long)fixed[i],
+              exps[i / LK_STRICT_BLOCK] - 48, out[i], want);
+        bad++;
+      }
+    }
+  }
+  free(fixed);
+  free(out);
+}
+
 /* Non-finite values at STRICT follow IEEE addition. */
 static void test_strict_specials(void) {
   group_t g;
@@ -789,6 +842,7 @@ int main(void) {
   }
   LK_RUN(test_allreduce_all_levels);
   LK_RUN(test_bitwise_splits);
+  LK_RUN(test_strict_rounding);
   LK_RUN(test_strict_specials);
   LK_RUN(test_other_collectives);
   LK_RUN(test_stream_order);
