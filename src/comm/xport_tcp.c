@@ -831,23 +831,31 @@ static lightos_status_t lk_tcp_gone(lk_tcp_xport_t* x, uint32_t peer, int err) {
                      x->base.rank);
 }
 
+/* The iovecs of the queued messages from `cur` on (header, then payload,
+ * each from where the transfer stands), at most LK_TCP_IOV. */
+static int lk_tcp_fill_iov(const lk_tcp_opst_t* st, int64_t cur, const lk_xop_t* ops,
+                           struct iovec* iov) {
+  int niov = 0;
+  for (int64_t i = cur; i >= 0 && niov + 2 <= LK_TCP_IOV; i = st[i].next) {
+    size_t off = st[i].off;
+    if (off < LK_TCP_HDR_BYTES) {
+      iov[niov++] = (struct iovec){(void*)(st[i].hdr + off), LK_TCP_HDR_BYTES - off};
+      off = LK_TCP_HDR_BYTES;
+    }
+    size_t done = off - LK_TCP_HDR_BYTES;
+    if (ops[i].bytes > done)
+      iov[niov++] = (struct iovec){(char*)ops[i].buf + done, ops[i].bytes - done};
+  }
+  return niov;
+}
+
 /* Writes as much of the peer's queued sends as the socket takes. */
 static lightos_status_t lk_tcp_send_some(lk_tcp_xport_t* x, uint32_t q, const lk_xop_t* ops) {
   lk_tcp_peer_t* p = &x->peers[q];
   lk_tcp_opst_t* st = x->st;
   while (p->s_cur >= 0) {
     struct iovec iov[LK_TCP_IOV];
-    int niov = 0;
-    for (int64_t i = p->s_cur; i >= 0 && niov + 2 <= LK_TCP_IOV; i = st[i].next) {
-      size_t off = st[i].off;
-      if (off < LK_TCP_HDR_BYTES) {
-        iov[niov++] = (struct iovec){st[i].hdr + off, LK_TCP_HDR_BYTES - off};
-        off = LK_TCP_HDR_BYTES;
-      }
-      size_t done = off - LK_TCP_HDR_BYTES;
-      if (ops[i].bytes > done)
-        iov[niov++] = (struct iovec){(char*)ops[i].buf + done, ops[i].bytes - done};
-    }
+    int niov = lk_tcp_fill_iov(st, p->s_cur, ops, iov);
     struct msghdr mh;
     memset(&mh, 0, sizeof mh);
     mh.msg_iov = iov;
@@ -907,17 +915,7 @@ static lightos_status_t lk_tcp_recv_some(lk_tcp_xport_t* x, uint32_t q, const lk
   lk_tcp_opst_t* st = x->st;
   while (p->r_cur >= 0) {
     struct iovec iov[LK_TCP_IOV];
-    int niov = 0;
-    for (int64_t i = p->r_cur; i >= 0 && niov + 2 <= LK_TCP_IOV; i = st[i].next) {
-      size_t off = st[i].off;
-      if (off < LK_TCP_HDR_BYTES) {
-        iov[niov++] = (struct iovec){st[i].hdr + off, LK_TCP_HDR_BYTES - off};
-        off = LK_TCP_HDR_BYTES;
-      }
-      size_t done = off - LK_TCP_HDR_BYTES;
-      if (ops[i].bytes > done)
-        iov[niov++] = (struct iovec){(char*)ops[i].buf + done, ops[i].bytes - done};
-    }
+    int niov = lk_tcp_fill_iov(st, p->r_cur, ops, iov);
     struct msghdr mh;
     memset(&mh, 0, sizeof mh);
     mh.msg_iov = iov;
