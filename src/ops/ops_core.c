@@ -7,14 +7,6 @@
 #include "core/util.h"
 #include "ops/ops_internal.h"
 
-/* Helpers shared by src/ops/ops_*.c (declared again where used). */
-lightos_status_t lk_ops_check_overlap(const lightos_tensor_t* out, const char* out_name,
-                                      const lightos_tensor_t* in, const char* in_name,
-                                      bool identical_ok);
-lightos_status_t lk_ops_check_writable(const lightos_tensor_t* t, const char* name);
-lightos_status_t lk_ops_device_fp64(lk_context_t* ctx, lightos_dtype_t dt, const char* name);
-size_t lk_ops_local_size(const lk_context_t* ctx);
-
 size_t lk_dtype_bytes(lightos_dtype_t dt) {
   switch (dt) {
     case LIGHTOS_DTYPE_F32: return 4;

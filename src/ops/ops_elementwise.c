@@ -43,14 +43,6 @@ extern const char lk_cl_lk_math[];
 extern const char lk_cl_elementwise[];
 extern const char lk_cl_optim[];
 
-/* From ops_core.c. */
-lightos_status_t lk_ops_check_overlap(const lightos_tensor_t* out, const char* out_name,
-                                      const lightos_tensor_t* in, const char* in_name,
-                                      bool identical_ok);
-lightos_status_t lk_ops_check_writable(const lightos_tensor_t* t, const char* name);
-lightos_status_t lk_ops_device_fp64(lk_context_t* ctx, lightos_dtype_t dt, const char* name);
-size_t lk_ops_local_size(const lk_context_t* ctx);
-
 static bool ew_is_float(lightos_dtype_t dt) {
   return dt == LIGHTOS_DTYPE_F32 || dt == LIGHTOS_DTYPE_F64 || dt == LIGHTOS_DTYPE_F16 ||
          dt == LIGHTOS_DTYPE_BF16;
