@@ -105,6 +105,12 @@ static void lk_comm_free(lk_object_t* obj) {
   free(c);
 }
 
+/* The operation as the device path sees it. */
+static lk_coll_desc_t lk_desc(const lk_coll_t* op) {
+  return (lk_coll_desc_t){op->kind, op->sends, op->nsends, op->multi, op->recv,
+                          op->count, op->dtype, op->op, op->root};
+}
+
 static void lk_coll_free(lk_coll_t* op) {
   for (uint32_t i = 0; i < op->nsends; ++i)
     if (op->sends[i]) lk_object_unref(&op->sends[i]->obj);
@@ -117,7 +123,7 @@ static void lk_coll_free(lk_coll_t* op) {
   free(op);
 }
 
-static void lk_comm_set_aborted(lk_comm_t* c, const char* why) {
+void lk_comm_set_aborted(lk_comm_t* c, const char* why) {
   pthread_mutex_lock(&c->lock);
   if (!atomic_load(&c->aborted)) {
     lk_strlcpy(c->abort_msg, why, sizeof c->abort_msg);
@@ -194,8 +200,7 @@ static lightos_status_t lk_run_split(lk_comm_t* c, const lk_algo_t* a, lk_coll_t
 
 static lightos_status_t lk_run(lk_comm_t* c, lk_coll_t* op) {
   if (c->dev_vtbl && c->dev_vtbl->run && op->kind != LK_COLL_SPLIT) {
-    lk_coll_desc_t d = {op->kind, op->sends, op->nsends, op->multi, op->recv,
-                        op->count, op->dtype, op->op, op->root};
+    lk_coll_desc_t d = lk_desc(op);
     lightos_status_t ds = c->dev_vtbl->run(c, &d);
     if (ds != LIGHTOS_UNSUPPORTED) return ds;
   }
@@ -334,15 +339,19 @@ static bool lk_is_transport_failure(lightos_status_t s) {
   return s == LIGHTOS_TIMEOUT || s == LIGHTOS_ABORTED;
 }
 
+static lightos_status_t lk_fail_if_aborted(const lk_comm_t* c) {
+  if (atomic_load(&c->aborted))
+    return LK_FAIL(LIGHTOS_ABORTED, "communicator (rank %u of %u) was aborted: %s", c->rank,
+                   c->size, c->abort_msg);
+  return LIGHTOS_SUCCESS;
+}
+
 /* Waits for an operation's preceding work; SUCCESS or the reason to skip. */
 static lightos_status_t lk_op_prologue(lk_comm_t* c, lk_coll_t* op) {
   if (op->ready && lk_event_wait_internal(op->ready))
     return LK_FAIL(LIGHTOS_ABORTED, "collective skipped: the queue's earlier work failed (%s)",
                    lightos_last_error()->message);
-  if (atomic_load(&c->aborted))
-    return LK_FAIL(LIGHTOS_ABORTED, "communicator (rank %u of %u) was aborted: %s", c->rank,
-                   c->size, c->abort_msg);
-  return LIGHTOS_SUCCESS;
+  return lk_fail_if_aborted(c);
 }
 
 static void lk_op_complete(lk_comm_t* c, lk_coll_t* op, lightos_status_t s) {
@@ -538,21 +547,42 @@ LIGHTOS_API lightos_status_t lightos_comm_get_unique_id(lightos_comm_unique_id_t
   return LIGHTOS_SUCCESS;
 }
 
+/* The checks every multi-process rank's creation shares. */
+static lightos_status_t lk_rank_args(uint32_t nranks, uint32_t rank, lightos_context_t context,
+                                     const lightos_comm_config_t* config,
+                                     const lightos_comm_t* out_comm, lk_context_t** out_ctx,
+                                     lightos_comm_config_t* out_cfg) {
+  if (nranks == 0) return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "nranks is 0");
+  if (nranks > 65536) return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "nranks %u is more than 65536", nranks);
+  if (rank >= nranks)
+    return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "rank %u is not below nranks %u", rank, nranks);
+  LK_CHECK_OUT(out_comm, "out_comm");
+  LK_RESOLVE(*out_ctx, context, LK_OBJ_CONTEXT, "context");
+  return lk_config_resolve(config, out_cfg);
+}
+
+/* A joined rank's communicator over transport x (taken), with its device
+ * path when the group can have one. */
+static lightos_status_t lk_rank_comm(lk_context_t* ctx, uint32_t rank, uint32_t nranks,
+                                     lk_xport_t* x, const lightos_comm_config_t* cfg,
+                                     lightos_comm_t* out_comm) {
+  lk_comm_t* c = NULL;
+  lightos_status_t s = lk_comm_new(ctx, rank, nranks, x, cfg, &c);
+  if (s) return s;
+  lk_dev_attach_result(lk_nccl_attach_rank(c));
+  *out_comm = LK_HANDLE(c);
+  return LIGHTOS_SUCCESS;
+}
+
 LIGHTOS_API lightos_status_t lightos_comm_init_rank(uint32_t nranks,
                                                     const lightos_comm_unique_id_t* id,
                                                     uint32_t rank, lightos_context_t context,
                                                     const lightos_comm_config_t* config,
                                                     lightos_comm_t* out_comm) {
-  if (nranks == 0) return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "nranks is 0");
-  if (nranks > 65536) return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "nranks %u is more than 65536", nranks);
-  if (rank >= nranks)
-    return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "rank %u is not below nranks %u", rank, nranks);
   if (!id) return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "id is NULL");
-  LK_CHECK_OUT(out_comm, "out_comm");
   lk_context_t* ctx = NULL;
-  LK_RESOLVE(ctx, context, LK_OBJ_CONTEXT, "context");
   lightos_comm_config_t cfg;
-  lightos_status_t s = lk_config_resolve(config, &cfg);
+  lightos_status_t s = lk_rank_args(nranks, rank, context, config, out_comm, &ctx, &cfg);
   if (s) return s;
   lk_xport_id_t xid;
   memcpy(&xid, id, sizeof xid);
@@ -562,13 +592,7 @@ LIGHTOS_API lightos_status_t lightos_comm_init_rank(uint32_t nranks,
   lk_xport_t* x = NULL;
   double ns = cfg.timeout_s * 1e9;
   s = lk_tcp_join(&xid, nranks, rank, lk_now_ns() + (uint64_t)ns, &x);
-  if (s) return s;
-  lk_comm_t* c = NULL;
-  s = lk_comm_new(ctx, rank, nranks, x, &cfg, &c);
-  if (s) return s;
-  lk_dev_attach_result(lk_nccl_attach_rank(c));
-  *out_comm = LK_HANDLE(c);
-  return LIGHTOS_SUCCESS;
+  return s ? s : lk_rank_comm(ctx, rank, nranks, x, &cfg, out_comm);
 }
 
 static lightos_status_t lk_init_transport(uint32_t nranks, uint32_t rank,
@@ -578,26 +602,14 @@ static lightos_status_t lk_init_transport(uint32_t nranks, uint32_t rank,
                                           lightos_comm_t* out_comm, bool* taken) {
   if (!ops->isend || !ops->irecv || !ops->test || !ops->cancel)
     return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "ops: isend, irecv, test and cancel are required");
-  if (nranks == 0 || nranks > 65536)
-    return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "nranks %u is not in 1..65536", nranks);
-  if (rank >= nranks)
-    return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "rank %u is not below nranks %u", rank, nranks);
-  LK_CHECK_OUT(out_comm, "out_comm");
   lk_context_t* ctx = NULL;
-  LK_RESOLVE(ctx, context, LK_OBJ_CONTEXT, "context");
   lightos_comm_config_t cfg;
-  lightos_status_t s = lk_config_resolve(config, &cfg);
+  lightos_status_t s = lk_rank_args(nranks, rank, context, config, out_comm, &ctx, &cfg);
   if (s) return s;
   lk_xport_t* x = NULL;
   *taken = true; /* from here on the transport owns ops->state */
   s = lk_ext_create(nranks, rank, ops, &x);
-  if (s) return s;
-  lk_comm_t* c = NULL;
-  s = lk_comm_new(ctx, rank, nranks, x, &cfg, &c);
-  if (s) return s;
-  lk_dev_attach_result(lk_nccl_attach_rank(c));
-  *out_comm = LK_HANDLE(c);
-  return LIGHTOS_SUCCESS;
+  return s ? s : lk_rank_comm(ctx, rank, nranks, x, &cfg, out_comm);
 }
 
 LIGHTOS_API lightos_status_t lightos_comm_init_transport(uint32_t nranks, uint32_t rank,
@@ -821,8 +833,7 @@ static lightos_status_t lk_submit(lk_coll_t* op, lk_queue_t* q) {
   lightos_status_t s;
   lk_comm_t* c = op->comm;
   if (c->dev_vtbl && op->kind != LK_COLL_SPLIT) {
-    lk_coll_desc_t d = {op->kind, op->sends, op->nsends, op->multi, op->recv,
-                        op->count, op->dtype, op->op, op->root};
+    lk_coll_desc_t d = lk_desc(op);
     s = c->dev_vtbl->enqueue(c, &d, q);
     if (s != LIGHTOS_UNSUPPORTED) {
       lk_coll_free(op);
@@ -894,12 +905,6 @@ static void lk_coll_set_buffers(lk_coll_t* op, lk_buffer_t* send, lk_buffer_t* r
   lk_coll_t* var = lk_coll_new((c), (kind), (nsends));                                   \
   if (!var) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for an operation")
 
-static lightos_status_t lk_fail_if_aborted(const lk_comm_t* c) {
-  if (atomic_load(&c->aborted))
-    return LK_FAIL(LIGHTOS_ABORTED, "communicator (rank %u of %u) was aborted: %s", c->rank,
-                   c->size, c->abort_msg);
-  return LIGHTOS_SUCCESS;
-}
 
 /* The common tail of an enqueue (after the argument checks): the queue,
  * the communicator's state, the operation. */

@@ -467,23 +467,30 @@ lightos_status_t lk_algo_broadcast(const lk_algo_t* a, void* buf, size_t bytes, 
   return s;
 }
 
-lightos_status_t lk_algo_allgather(const lk_algo_t* a, const void* send, void* recv,
-                                   size_t bytes) {
+/* Every rank sends to and receives from every other in one batch: to peer
+ * p goes send + p * send_stride, from p comes recv + p * bytes. */
+static lightos_status_t lk_all_pairs(const lk_algo_t* a, const void* send, size_t send_stride,
+                                     void* recv, size_t bytes) {
   const uint32_t n = a->size, me = a->rank;
-  char* mine = (char*)recv + (size_t)me * bytes;
-  if (send != mine && bytes) memmove(mine, send, bytes);
-  if (n == 1 || !bytes) return LIGHTOS_SUCCESS;
   lk_xop_t* ops = malloc(2 * (size_t)n * sizeof *ops);
   if (!ops) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory");
   size_t k = 0;
   for (uint32_t p = 0; p < n; ++p) {
     if (p == me) continue;
-    ops[k++] = (lk_xop_t){true, p, mine, bytes};
+    ops[k++] = (lk_xop_t){true, p, (char*)send + (size_t)p * send_stride, bytes};
     ops[k++] = (lk_xop_t){false, p, (char*)recv + (size_t)p * bytes, bytes};
   }
   lightos_status_t s = a->x->vtbl->exchange(a->x, ops, k, a->deadline_ns);
   free(ops);
   return s;
+}
+
+lightos_status_t lk_algo_allgather(const lk_algo_t* a, const void* send, void* recv,
+                                   size_t bytes) {
+  char* mine = (char*)recv + (size_t)a->rank * bytes;
+  if (send != mine && bytes) memmove(mine, send, bytes);
+  if (a->size == 1 || !bytes) return LIGHTOS_SUCCESS;
+  return lk_all_pairs(a, mine, 0, recv, bytes);
 }
 
 lightos_status_t lk_algo_reduce_scatter(const lk_algo_t* a, const void* send, void* recv,
@@ -524,41 +531,18 @@ lightos_status_t lk_algo_reduce_scatter(const lk_algo_t* a, const void* send, vo
 
 lightos_status_t lk_algo_alltoall(const lk_algo_t* a, const void* send, void* recv,
                                   size_t bytes) {
-  const uint32_t n = a->size, me = a->rank;
-  if (bytes) memmove((char*)recv + (size_t)me * bytes, (const char*)send + (size_t)me * bytes, bytes);
-  if (n == 1 || !bytes) return LIGHTOS_SUCCESS;
-  lk_xop_t* ops = malloc(2 * (size_t)n * sizeof *ops);
-  if (!ops) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory");
-  size_t k = 0;
-  for (uint32_t p = 0; p < n; ++p) {
-    if (p == me) continue;
-    ops[k++] = (lk_xop_t){true, p, (char*)send + (size_t)p * bytes, bytes};
-    ops[k++] = (lk_xop_t){false, p, (char*)recv + (size_t)p * bytes, bytes};
-  }
-  lightos_status_t s = a->x->vtbl->exchange(a->x, ops, k, a->deadline_ns);
-  free(ops);
-  return s;
+  const size_t mine = (size_t)a->rank * bytes;
+  if (bytes) memmove((char*)recv + mine, (const char*)send + mine, bytes);
+  if (a->size == 1 || !bytes) return LIGHTOS_SUCCESS;
+  return lk_all_pairs(a, send, bytes, recv, bytes);
 }
 
 lightos_status_t lk_algo_barrier(const lk_algo_t* a) {
-  const uint32_t n = a->size, me = a->rank;
-  if (n == 1) return LIGHTOS_SUCCESS;
-  unsigned char* tok = calloc(n, 1);
-  lk_xop_t* ops = malloc(2 * (size_t)n * sizeof *ops);
-  if (!tok || !ops) {
-    free(tok);
-    free(ops);
-    return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory");
-  }
-  size_t k = 0;
-  tok[me] = 1;
-  for (uint32_t p = 0; p < n; ++p) {
-    if (p == me) continue;
-    ops[k++] = (lk_xop_t){true, p, &tok[me], 1};
-    ops[k++] = (lk_xop_t){false, p, &tok[p], 1};
-  }
-  lightos_status_t s = a->x->vtbl->exchange(a->x, ops, k, a->deadline_ns);
+  if (a->size == 1) return LIGHTOS_SUCCESS;
+  unsigned char* tok = calloc(a->size, 1);
+  if (!tok) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory");
+  tok[a->rank] = 1;
+  lightos_status_t s = lk_all_pairs(a, &tok[a->rank], 0, tok, 1);
   free(tok);
-  free(ops);
   return s;
 }

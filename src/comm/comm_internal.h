@@ -110,6 +110,10 @@ typedef struct lk_comm {
   void* dev;
 } lk_comm_t;
 
+/* Marks the communicator aborted (the first reason stays): its later
+ * operations fail at once. */
+void lk_comm_set_aborted(lk_comm_t* c, const char* why);
+
 /* Device paths (comm_nccl.c).  Both are collective over the group and
  * leave the communicator on the host path (returning a failure that the
  * caller logs) when the devices, the library or any rank cannot take it.

@@ -557,16 +557,6 @@ static void lk_nl_lane_abort(lk_nl_dev_t* d, lk_nl_lane_t* l) {
   pthread_mutex_unlock(&l->lock);
 }
 
-/* Marks the communicator aborted (the first reason stays). */
-static void lk_nl_mark_aborted(lk_comm_t* c, const char* why) {
-  pthread_mutex_lock(&c->lock);
-  if (!atomic_load(&c->aborted)) {
-    lk_strlcpy(c->abort_msg, why, sizeof c->abort_msg);
-    atomic_store(&c->aborted, true);
-  }
-  pthread_mutex_unlock(&c->lock);
-}
-
 /* Aborts this rank's NCCL communicators and the communicator (why: the
  * reason); with siblings, every rank of its in-process group too.  Call
  * with no lane lock and no wlock held.  Keeps the thread's error record. */
@@ -574,7 +564,7 @@ static void lk_nl_fatal(lk_nl_dev_t* d, const char* why, bool siblings) {
   lk_nl_err_t saved;
   lk_nl_err_save(&saved);
   atomic_store(&d->dead, true);
-  lk_nl_mark_aborted(d->c, why);
+  lk_comm_set_aborted(d->c, why);
   lk_nl_lane_abort(d, &d->q);
   lk_nl_lane_abort(d, &d->p);
   d->c->xport->vtbl->abort(d->c->xport, why);
