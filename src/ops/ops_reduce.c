@@ -953,29 +953,49 @@ static lightos_status_t rd_check_rows_of(const lightos_tensor_t* t, const char* 
   return LIGHTOS_SUCCESS;
 }
 
-LIGHTOS_API lightos_status_t lightos_op_embedding(lightos_queue_t queue, const lightos_tensor_t* table,
-                                                  const lightos_tensor_t* indices,
-                                                  const lightos_tensor_t* out) {
-  const lightos_tensor_t* ts[3] = {table, indices, out};
-  const char* names[3] = {"table", "indices", "out"};
+/* The checks embedding and its backward share.  ts/names: the three
+ * tensors in the op's argument order; mat, ix, rows: which of them is the
+ * [V, D] table, the indices and the [indices..., D] rows; the op writes
+ * the table (write_mat, the backward) or the rows.  float_op: the op's
+ * name when the table must be a float type, else NULL. */
+static lightos_status_t rd_embedding_checks(lightos_queue_t queue,
+                                            const lightos_tensor_t* const ts[3],
+                                            const char* const names[3], int mat, int ix, int rows,
+                                            bool write_mat, const char* float_op,
+                                            lk_queue_t** out_q) {
   for (int i = 0; i < 3; ++i)
     if (!ts[i]) return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "tensor '%s' is NULL", names[i]);
   lk_queue_t* q;
   lightos_status_t s = lk_ops_check_all(queue, &q, ts, names, 3);
   if (s) return s;
-  if (table->ndim != 2)
-    return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "tensor 'table' has %u dims; it must be [V, D]",
-                   table->ndim);
+  const lightos_tensor_t *t = ts[mat], *indices = ts[ix], *r = ts[rows];
+  if (float_op && (s = rd_need_float(t, names[mat], float_op))) return s;
+  if (t->ndim != 2)
+    return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "tensor '%s' has %u dims; it must be [V, D]",
+                   names[mat], t->ndim);
   if ((s = rd_check_indices(indices))) return s;
+  if ((s = rd_same_dtype(r, names[rows], t, names[mat])) ||
+      (s = rd_check_rows_of(r, names[rows], indices, t->shape[1])))
+    return s;
+  int w = write_mat ? mat : rows, other = write_mat ? rows : mat;
+  if ((s = lk_ops_check_writable(ts[w], names[w])) ||
+      (s = lk_ops_check_overlap(ts[w], names[w], ts[other], names[other], false)) ||
+      (s = lk_ops_check_overlap(ts[w], names[w], indices, names[ix], false)))
+    return s;
+  if ((s = lk_ops_device_fp64(q->context, t->dtype, names[mat]))) return s;
+  *out_q = q;
+  return LIGHTOS_SUCCESS;
+}
+
+LIGHTOS_API lightos_status_t lightos_op_embedding(lightos_queue_t queue, const lightos_tensor_t* table,
+                                                  const lightos_tensor_t* indices,
+                                                  const lightos_tensor_t* out) {
+  const lightos_tensor_t* ts[3] = {table, indices, out};
+  const char* names[3] = {"table", "indices", "out"};
+  lk_queue_t* q;
+  lightos_status_t s = rd_embedding_checks(queue, ts, names, 0, 1, 2, false, NULL, &q);
+  if (s) return s;
   int64_t V = table->shape[0], D = table->shape[1];
-  if ((s = rd_same_dtype(out, "out", table, "table")) ||
-      (s = rd_check_rows_of(out, "out", indices, D)))
-    return s;
-  if ((s = lk_ops_check_writable(out, "out")) ||
-      (s = lk_ops_check_overlap(out, "out", table, "table", false)) ||
-      (s = lk_ops_check_overlap(out, "out", indices, "indices", false)))
-    return s;
-  if ((s = lk_ops_device_fp64(q->context, table->dtype, "table"))) return s;
   int64_t N = lightos_tensor_numel(indices);
   if (N == 0 || D == 0) return LIGHTOS_SUCCESS;
   rd_tmps_t c = {q, 0, {{0}}, {0}};
@@ -998,25 +1018,11 @@ LIGHTOS_API lightos_status_t lightos_op_embedding_backward(lightos_queue_t queue
                                                            const lightos_tensor_t* grad_table) {
   const lightos_tensor_t* ts[3] = {indices, grad_out, grad_table};
   const char* names[3] = {"indices", "grad_out", "grad_table"};
-  for (int i = 0; i < 3; ++i)
-    if (!ts[i]) return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "tensor '%s' is NULL", names[i]);
   lk_queue_t* q;
-  lightos_status_t s = lk_ops_check_all(queue, &q, ts, names, 3);
+  lightos_status_t s =
+      rd_embedding_checks(queue, ts, names, 2, 0, 1, true, "embedding_backward", &q);
   if (s) return s;
-  if ((s = rd_need_float(grad_table, "grad_table", "embedding_backward"))) return s;
-  if (grad_table->ndim != 2)
-    return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "tensor 'grad_table' has %u dims; it must be [V, D]",
-                   grad_table->ndim);
-  if ((s = rd_check_indices(indices))) return s;
   int64_t V = grad_table->shape[0], D = grad_table->shape[1];
-  if ((s = rd_same_dtype(grad_out, "grad_out", grad_table, "grad_table")) ||
-      (s = rd_check_rows_of(grad_out, "grad_out", indices, D)))
-    return s;
-  if ((s = lk_ops_check_writable(grad_table, "grad_table")) ||
-      (s = lk_ops_check_overlap(grad_table, "grad_table", grad_out, "grad_out", false)) ||
-      (s = lk_ops_check_overlap(grad_table, "grad_table", indices, "indices", false)))
-    return s;
-  if ((s = lk_ops_device_fp64(q->context, grad_table->dtype, "grad_table"))) return s;
   int64_t N = lightos_tensor_numel(indices);
   if (V == 0 || D == 0) return LIGHTOS_SUCCESS;
   rd_tmps_t c = {q, 0, {{0}}, {0}};
