@@ -75,6 +75,30 @@ if want comm; then
   done
   [ "$ngpu" -ge 2 ] && step comm:all-colls-2gpu "./$BUILD/bench/bench_comm" --ranks 2 \
     --devices cuda --colls all --min 64M --max 64M --levels none,topology
+  # The other TOPOLOGY algorithm (the tree pipeline: all-to-all, tree
+  # kernel, all-gather) for comparison, and the example's digests: the
+  # same TOPOLOGY and STRICT bits on 1, 2, 4 (8) GPUs.
+  for n in 2 4 8; do
+    [ "$ngpu" -ge "$n" ] || continue
+    step "comm:tree-pipeline-${n}gpu" env LIGHTOS_NCCL_HALVING=0 "./$BUILD/bench/bench_comm" \
+      --ranks "$n" --devices cuda --min 256M --max 256M --levels topology
+  done
+  for n in 1 2 4 8; do
+    [ "$ngpu" -ge "$n" ] || continue
+    step "comm:example-${n}gpu" "./$BUILD/allreduce_example" "$n" cuda
+  done
+fi
+# Only when named: TOPOLOGY at 256 MiB over halving segment sizes.
+if [[ " $STEPS " == *" comm-sweep "* ]]; then
+  for n in 2 4 8; do
+    [ "$ngpu" -ge "$n" ] || continue
+    for kb in ${SWEEP_KB:-16384 32768 65536 131072 262144}; do
+      step "comm-sweep:${n}gpu-${kb}K" \
+        env LIGHTOS_NCCL_HALVING_SEGMENT_KB=$kb LIGHTOS_NCCL_SEGMENT_KB=$((kb > 131072 ? kb : 131072)) \
+        "./$BUILD/bench/bench_comm" --ranks "$n" \
+        --devices cuda --min 256M --max 256M --levels topology
+    done
+  done
 fi
 if [ "${1:-}" != "--quick" ]; then
   for b in "$BUILD"/bench/bench_*; do

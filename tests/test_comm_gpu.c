@@ -21,6 +21,7 @@
  * LIGHTOS_COMM_NCCL=0; the transport name; timeouts and abort; and the
  * bandwidth of a 256 MiB allreduce at every level (printed). */
 #define LK_CUK_HOST
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -37,6 +38,12 @@
 
 #define MAXR 4
 #define FAILF(...) lk_test_fail(__FILE__, __LINE__, __VA_ARGS__)
+/* The GPU tests say when they start (a slow or stuck one shows in a log). */
+#define GPU_RUN(fn)                                           \
+  do {                                                        \
+    if (g_ngpu) fprintf(stderr, "test_comm_gpu: %s\n", #fn); \
+    LK_RUN(fn);                                               \
+  } while (0)
 
 static lightos_context_t g_cpu[MAXR];
 static lightos_context_t g_gpu[MAXR];
@@ -620,6 +627,152 @@ static void test_pipeline_sim(void) {
       }
 }
 
+/* One pair's combination of element i, in an order chosen at random:
+ * NCCL's order inside its reduce-scatter is not known. */
+static void halve_comb(lightos_dtype_t dt, int op, const uint8_t* a, const uint8_t* b,
+                       uint8_t* out, size_t i) {
+  const bool swap = rnd() & 1;
+  if (swap) {
+    const uint8_t* t = a;
+    a = b;
+    b = t;
+  }
+  if (dt == LIGHTOS_DTYPE_F64) {
+    double x, y, r;
+    memcpy(&x, a + 8 * i, 8);
+    memcpy(&y, b + 8 * i, 8);
+    r = op == LIGHTOS_OP_PROD ? x * y : x + y;
+    memcpy(out + 8 * i, &r, 8);
+  } else {
+    float x, y, r;
+    memcpy(&x, a + 4 * i, 4);
+    memcpy(&y, b + 4 * i, 4);
+    r = op == LIGHTOS_OP_PROD ? x * y : x + y;
+    memcpy(out + 4 * i, &r, 4);
+  }
+}
+
+/* The recursive-halving allreduce of comm_nccl.c run on the host: per
+ * segment the pairwise reduce-scatters (step k pairs r and r ^ 2^k, on the
+ * regions lk_nccl_halve_regions gives), the pair allreduce of the last
+ * step, the finishing kernel's element function on the allreduced region,
+ * the all-gathers in reverse; the tail through sim_tree.  inplace: out[r]
+ * holds the input. */
+static void sim_halve(uint32_t n, lightos_dtype_t dt, int op, size_t count, size_t segb,
+                      uint8_t* const* in, uint8_t** out, bool inplace) {
+  const size_t es = lightos_dtype_size(dt);
+  const uint32_t dnf = lk_nccl_host_nan_f32();
+  const uint64_t dnd = lk_nccl_host_nan_f64();
+  const size_t body = lk_nccl_halve_body(n, count), segc = lk_nccl_halve_segc(n, es, segb);
+  uint8_t* const* src = inplace ? out : in;
+  for (size_t base = 0; base < body; base += segc) {
+    const size_t len = body - base < segc ? body - base : segc;
+    size_t off[MAXR * 2][LK_NCCL_MAXSTEP + 1];
+    uint32_t steps = 0;
+    for (uint32_t r = 0; r < n; ++r) steps = lk_nccl_halve_regions(n, r, base, len, off[r]);
+    for (uint32_t k = 0; k < steps; ++k) {
+      const size_t half = len >> (k + 1);
+      const bool last = k + 1 == steps;
+      for (uint32_t a = 0; a < n; ++a) {
+        const uint32_t b = a | (1u << k);
+        if (a & (1u << k)) continue;
+        if (lk_nccl_halve_pair(a, k) != lk_nccl_halve_pair(b, k) || off[a][k] != off[b][k] ||
+            off[a][k + 1] != off[a][k] || off[b][k + 1] != off[b][k] + half) {
+          FAILF("halving n=%u step %u: ranks %u and %u do not share a region", n, k, a, b);
+          return;
+        }
+        const uint8_t* sa = k ? out[a] + off[a][k] * es : src[a] + base * es;
+        const uint8_t* sb = k ? out[b] + off[b][k] * es : src[b] + base * es;
+        if (last) { /* the pair allreduce: both get every element */
+          for (size_t i = 0; i < 2 * half; ++i) {
+            halve_comb(dt, op, sa, sb, out[a] + off[a][k] * es, i);
+            memcpy(out[b] + (off[b][k] + i) * es, out[a] + (off[a][k] + i) * es, es);
+          }
+          continue;
+        }
+        for (size_t i = 0; i < half; ++i) {
+          halve_comb(dt, op, sa, sb, out[a] + off[a][k] * es, i);
+          halve_comb(dt, op, sa + half * es, sb + half * es, out[b] + off[b][k + 1] * es, i);
+        }
+      }
+    }
+    for (uint32_t r = 0; r < n; ++r)
+      for (size_t i = 0; i < (len >> (steps - 1)); ++i)
+        lk_cuk_fin_elem((int)dt, op, out[r] + off[r][steps - 1] * es, i, n, dnf, dnd);
+    for (uint32_t k = steps - 1; k-- > 0;) {
+      const size_t piece = (len >> (k + 1)) * es;
+      for (uint32_t a = 0; a < n; ++a) {
+        const uint32_t b = a | (1u << k);
+        if (a & (1u << k)) continue;
+        memcpy(out[b] + off[a][k + 1] * es, out[a] + off[a][k + 1] * es, piece);
+        memcpy(out[a] + off[b][k + 1] * es, out[b] + off[b][k + 1] * es, piece);
+      }
+    }
+  }
+  /* every pair index below n / 2, one pair per index */
+  for (uint32_t k = 0; (1u << k) < n; ++k)
+    for (uint32_t a = 0; a < n; ++a)
+      for (uint32_t b = 0; b < n; ++b) {
+        const bool same = lk_nccl_halve_pair(a, k) == lk_nccl_halve_pair(b, k);
+        if (lk_nccl_halve_pair(a, k) >= n / 2 || same != (a == b || (a ^ b) == (1u << k)))
+          FAILF("halving n=%u step %u: pair index of ranks %u, %u", n, k, a, b);
+      }
+  if (body < count) {
+    uint8_t *ti[MAXR * 2], *to[MAXR * 2];
+    for (uint32_t r = 0; r < n; ++r) {
+      ti[r] = src[r] + body * es;
+      to[r] = out[r] + body * es;
+    }
+    sim_tree(n, false, dt, op, count - body, (size_t)n * 64 * 8, ti, to);
+  }
+}
+
+static void test_halving_sim(void) {
+  static const size_t counts[] = {1, 100, 1000, 4099, 70001};
+  static const int ops[] = {LIGHTOS_OP_SUM, LIGHTOS_OP_AVG, LIGHTOS_OP_PROD};
+  int bad = 0;
+  for (uint32_t n = 2; n <= 8; n *= 2)
+    for (size_t ci = 0; ci < sizeof counts / sizeof *counts; ++ci)
+      for (int di = 0; di < 2; ++di)
+        for (size_t oi = 0; oi < sizeof ops / sizeof *ops; ++oi) {
+          const lightos_dtype_t dt = di ? LIGHTOS_DTYPE_F64 : LIGHTOS_DTYPE_F32;
+          const int op = ops[oi];
+          const size_t es = lightos_dtype_size(dt), count = counts[ci];
+          const size_t segb = (size_t)n * 64 * es * (1 + (ci + oi) % 3);
+          const bool inplace = (ci + oi + di) % 2 == 1;
+          uint8_t *in[MAXR * 2], *out[MAXR * 2];
+          const void* ins[MAXR * 2];
+          for (uint32_t r = 0; r < n; ++r) {
+            in[r] = malloc(count * es);
+            /* NaNs with payloads on every rank: the result's NaN is canonical */
+            gen(dt, in[r], count, true, true);
+            out[r] = malloc(count * es + 1);
+            if (inplace) memcpy(out[r], in[r], count * es);
+            else memset(out[r], 0x5a, count * es);
+            ins[r] = in[r];
+          }
+          sim_halve(n, dt, op, count, segb, in, out, inplace);
+          uint8_t* want = malloc(count * es);
+          void* acc = malloc(count * lk_red_acc_size(dt));
+          lk_red_tree(dt, (lightos_reduce_op_t)op, ins, n, false, acc, count);
+          lk_red_finish(dt, (lightos_reduce_op_t)op, acc, want, count, n);
+          for (uint32_t r = 0; r < n && bad < 5; ++r)
+            if (memcmp(out[r], want, count * es)) {
+              FAILF("simulated halving %s %s n=%u count=%zu segb=%zu%s: rank %u differs from the "
+                    "host tree",
+                    lightos_dtype_name(dt), op_name(op), n, count, segb,
+                    inplace ? " in place" : "", r);
+              bad++;
+            }
+          free(want);
+          free(acc);
+          for (uint32_t r = 0; r < n; ++r) {
+            free(in[r]);
+            free(out[r]);
+          }
+        }
+}
+
 /* The host's STRICT allreduce of n ranks' inputs, written out from its
  * definition (comm_reduce.c's pieces): shared block exponents, every
  * rank's NaN/Inf classes OR-ed per element, exact fixed-point sums, one
@@ -1178,6 +1331,73 @@ static void test_gpu_host_path_matches(void) {
   grp_free(&gc);
 }
 
+/* One allreduce by three algorithms: recursive halving (the default on
+ * 2^K GPUs), the tree pipeline (LIGHTOS_NCCL_HALVING=0) and the host path
+ * (LIGHTOS_COMM_NCCL=0) give the same bits, on 2 and 4 GPUs, at RUN and
+ * TOPOLOGY, for data with NaN/Inf, finite data (the finishing kernel has
+ * nothing to do) and finite data whose partial sums overflow (+Inf and
+ * -Inf meet: NaN from finite inputs); the halving counter proves which
+ * path ran.  Halving scans the input for work of its finishing kernel
+ * (LIGHTOS_NCCL_HALVING_SCAN_KB=0; one segment, or 256 KiB segments for
+ * the odd cases). */
+static void test_gpu_algorithms(void) {
+  if (!need_gpus(2)) return;
+  static const char* const names[] = {"recursive halving", "tree pipeline", "host path"};
+  for (uint32_t n = 2; n <= 4 && n <= g_ngpu; n *= 2)
+    for (int di = 0; di < 2; ++di)
+      for (int oi = 0; oi < 4; ++oi) {
+        const lightos_dtype_t dt = di ? LIGHTOS_DTYPE_F64 : LIGHTOS_DTYPE_F32;
+        const lightos_reduce_op_t op = oi == 3 ? LIGHTOS_OP_AVG : LIGHTOS_OP_SUM;
+        const lightos_determinism_t lv = oi & 1 ? LIGHTOS_DETERMINISM_RUN : LIGHTOS_DETERMINISM_TOPOLOGY;
+        const size_t count = ((size_t)1 << 20) + 77; /* a tail too */
+        const size_t bytes = count * lightos_dtype_size(dt);
+        if (!(oi & 1)) unsetenv("LIGHTOS_NCCL_HALVING_SEGMENT_KB");
+        uint8_t *in[MAXR], *out[3][MAXR];
+        for (uint32_t r = 0; r < n; ++r) {
+          in[r] = malloc(bytes);
+          gen(dt, in[r], count, oi == 0 || oi == 3, oi == 0 || oi == 3);
+          if (oi == 2) /* +max on the lower half of the ranks, -max on the upper */
+            for (size_t i = 0; i < count; i += 1 + i % 97) {
+              const double v = (r < n / 2 ? 1.0 : -1.0) * (dt == LIGHTOS_DTYPE_F64 ? DBL_MAX : FLT_MAX);
+              if (dt == LIGHTOS_DTYPE_F64) ((double*)in[r])[i] = v;
+              else ((float*)in[r])[i] = (float)v;
+            }
+          for (int a = 0; a < 3; ++a) out[a][r] = malloc(bytes);
+        }
+        for (int a = 0; a < 3; ++a) {
+          setenv("LIGHTOS_NCCL_HALVING_SCAN_KB", "0", 1);
+          if (a == 1) setenv("LIGHTOS_NCCL_HALVING", "0", 1);
+          if (a == 2) setenv("LIGHTOS_COMM_NCCL", "0", 1);
+          grp_t g;
+          lightos_status_t s = grp_make(&g, n, g_gpu, lv, 60);
+          unsetenv("LIGHTOS_NCCL_HALVING");
+          unsetenv("LIGHTOS_COMM_NCCL");
+          unsetenv("LIGHTOS_NCCL_HALVING_SCAN_KB");
+          LK_REQUIRE(s == LIGHTOS_SUCCESS);
+          const uint64_t before = lk_nccl_halving_ops();
+          int rc = run_coll(&g, C_ALLREDUCE, dt, op, count, in, out[a], a == 1);
+          const uint64_t ran = lk_nccl_halving_ops() - before;
+          grp_free(&g);
+          if (rc) continue;
+          if (a == 0 && g_nccl_version)
+            LK_CHECK_MSG(ran == n, "%u GPUs %s: %llu of %u ranks took recursive halving", n,
+                         lightos_dtype_name(dt), (unsigned long long)ran, n);
+          if (a != 0)
+            LK_CHECK_MSG(ran == 0, "%s ran recursive halving", names[a]);
+          for (uint32_t r = 0; r < n; ++r)
+            LK_CHECK_MSG(!memcmp(out[a][r], out[0][0], bytes),
+                         "%u GPUs %s %s %s: rank %u of the %s differs from rank 0 of the %s", n,
+                         lightos_determinism_name(lv), lightos_dtype_name(dt), op_name(op), r,
+                         names[a], names[0]);
+        }
+        for (uint32_t r = 0; r < n; ++r) {
+          free(in[r]);
+          for (int a = 0; a < 3; ++a) free(out[a][r]);
+        }
+        setenv("LIGHTOS_NCCL_HALVING_SEGMENT_KB", "256", 1);
+      }
+}
+
 /* broadcast, allgather (also in place), alltoall exact; reduce_scatter
  * and reduce against the CPU group. */
 static void test_gpu_other_collectives(void) {
@@ -1470,6 +1690,7 @@ static void test_gpu_bandwidth(void) {
   const size_t n = (size_t)64 << 20, bytes = n * 4;
   const uint32_t nr = 2;
   unsetenv("LIGHTOS_NCCL_SEGMENT_KB"); /* the default segments */
+  unsetenv("LIGHTOS_NCCL_HALVING_SEGMENT_KB");
   float* h[2] = {malloc(bytes), malloc(bytes)};
   for (uint32_t r = 0; r < nr; ++r)
     for (size_t i = 0; i < n; ++i)
@@ -1525,6 +1746,7 @@ static void test_gpu_bandwidth(void) {
     free(in[1]);
   }
   setenv("LIGHTOS_NCCL_SEGMENT_KB", "64", 1);
+  setenv("LIGHTOS_NCCL_HALVING_SEGMENT_KB", "256", 1);
   free(h[0]);
   free(h[1]);
   for (int r = 0; r < 2; ++r) {
@@ -1581,6 +1803,7 @@ int main(void) {
   setenv("LIGHTOS_CPU_DEVICES", "4", 1);
   setenv("LIGHTOS_CPU_THREADS", "1", 0);
   setenv("LIGHTOS_NCCL_SEGMENT_KB", "64", 1); /* many pipeline segments on small data */
+  setenv("LIGHTOS_NCCL_HALVING_SEGMENT_KB", "256", 1); /* and halving segments */
   setenv("NCCL_NVLS_ENABLE", "0", 0);          /* NVLink multicast is not what is tested */
   for (int r = 0; r < MAXR; ++r) {
     char uri[16];
@@ -1625,22 +1848,24 @@ int main(void) {
   LK_RUN(test_strict_arith);
   LK_RUN(test_plan);
   LK_RUN(test_pipeline_sim);
+  LK_RUN(test_halving_sim);
   LK_RUN(test_strict_sim);
   LK_RUN(test_cpu_strict_specials);
   LK_RUN(test_nvrtc_builds_kernels);
   LK_RUN(test_nccl_library);
 
-  LK_RUN(test_gpu_transport);
-  LK_RUN(test_gpu_allreduce_one);
-  LK_RUN(test_gpu_allreduce_group);
-  LK_RUN(test_gpu_host_path_matches);
-  LK_RUN(test_gpu_other_collectives);
-  LK_RUN(test_gpu_bitwise_splits);
-  LK_RUN(test_gpu_strict_specials);
-  LK_RUN(test_gpu_unaligned);
-  LK_RUN(test_gpu_stream_order);
-  LK_RUN(test_gpu_bandwidth);
-  LK_RUN(test_gpu_timeout_and_abort);
+  GPU_RUN(test_gpu_transport);
+  GPU_RUN(test_gpu_allreduce_one);
+  GPU_RUN(test_gpu_allreduce_group);
+  GPU_RUN(test_gpu_host_path_matches);
+  GPU_RUN(test_gpu_algorithms);
+  GPU_RUN(test_gpu_other_collectives);
+  GPU_RUN(test_gpu_bitwise_splits);
+  GPU_RUN(test_gpu_strict_specials);
+  GPU_RUN(test_gpu_unaligned);
+  GPU_RUN(test_gpu_stream_order);
+  GPU_RUN(test_gpu_bandwidth);
+  GPU_RUN(test_gpu_timeout_and_abort);
 
   for (uint32_t r = 0; r < g_ngpu; ++r) lightos_context_release(g_gpu[r]);
   for (int r = 0; r < MAXR; ++r) lightos_context_release(g_cpu[r]);

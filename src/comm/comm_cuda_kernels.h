@@ -446,13 +446,31 @@ LK_D void lk_cuk_store_f(void* out, lk_u64 i, int dt, int op, float acc, lk_u64 
   if (dt == LK_CUK_F16 || dt == LK_CUK_BF16) LK_ST16(lk_cuk_wat(out, i, 2), b);
   else LK_ST32(lk_cuk_wat(out, i, 4), b);
 }
-LK_D void lk_cuk_store_d(void* out, lk_u64 i, int op, double acc, lk_u64 ntotal, lk_u64 dnan) {
+LK_D lk_u64 lk_cuk_finish_d(int op, double acc, lk_u64 ntotal, lk_u64 dnan) {
   if (op == LK_CUK_AVG && ntotal > 1u) {
     double d = (double)ntotal;
     double r = acc / d;
     acc = r != r ? lk_cuk_qnand(acc, d, dnan) : r;
   }
-  LK_ST64(lk_cuk_wat(out, i, 8), acc != acc ? 0x7ff8000000000000ull : LK_D2U(acc));
+  return acc != acc ? 0x7ff8000000000000ull : LK_D2U(acc);
+}
+LK_D void lk_cuk_store_d(void* out, lk_u64 i, int op, double acc, lk_u64 ntotal, lk_u64 dnan) {
+  LK_ST64(lk_cuk_wat(out, i, 8), lk_cuk_finish_d(op, acc, ntotal, dnan));
+}
+/* Finishes element i of an f32 or f64 accumulator array in place (the
+ * reduced chunk of the recursive-halving allreduce, whose sums NCCL made):
+ * avg divides, NaN becomes canonical; stores only what changes. */
+LK_D void lk_cuk_fin_elem(int dt, int op, void* buf, lk_u64 i, lk_u64 ntotal, lk_u32 dnan_f,
+                          lk_u64 dnan_d) {
+  if (dt == LK_CUK_F64) {
+    lk_u64 u = LK_LD64(lk_cuk_at(buf, i, 8));
+    lk_u64 b = lk_cuk_finish_d(op, LK_U2D(u), ntotal, dnan_d);
+    if (b != u) LK_ST64(lk_cuk_wat(buf, i, 8), b);
+  } else {
+    lk_u32 u = LK_LD32(lk_cuk_at(buf, i, 4));
+    lk_u32 b = lk_cuk_finish_f(LK_CUK_F32, op, LK_U2F(u), ntotal, dnan_f);
+    if (b != u) LK_ST32(lk_cuk_wat(buf, i, 4), b);
+  }
 }
 LK_D void lk_cuk_store_i(void* out, lk_u64 i, int dt, int op, lk_i64 acc, lk_u64 ntotal) {
   if (op == LK_CUK_AVG && ntotal > 1u) {
@@ -685,6 +703,74 @@ static const char lk_cuk_kernels[] =
     "    lk_cuk_store_f(out, i, dt, op,\n"
     "                   lk_cuk_comb_f(op, lk_cuk_load_f(a, i, dt), lk_cuk_load_f(b, i, dt), dnan_f),\n"
     "                   ntotal, dnan_f);\n"
+    "}\n"
+    /* In-place finish of an f32/f64 region (lk_cuk_fin_elem), a pure
+     * stream over memory: f32 at a 16-byte aligned address four 16-byte
+     * packs per thread and step (enough loads in flight for the memory's
+     * bandwidth), a pack written only when it changes. */
+    "extern \"C\" __global__ void lk_cuk_fin_k(int dt, int op, void* buf,\n"
+    "    unsigned long long len, unsigned long long ntotal, unsigned dnan_f,\n"
+    "    unsigned long long dnan_d, const unsigned* flag) {\n"
+    "  if (flag && !*(const volatile unsigned*)flag) return;\n"
+    "  const unsigned long long nthr = (unsigned long long)gridDim.x * blockDim.x;\n"
+    "  const unsigned long long t0 = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x;\n"
+    "  unsigned long long done = 0;\n"
+    "  if (dt == LK_CUK_F32 && !((unsigned long long)buf & 15u)) {\n"
+    "    uint4* p = (uint4*)buf;\n"
+    "    const unsigned long long npk = len / 4u;\n"
+    "    for (unsigned long long q0 = t0; q0 < npk; q0 += 4u * nthr) {\n"
+    "      uint4 v[4];\n"
+    "#pragma unroll\n"
+    "      for (int u = 0; u < 4; ++u)\n"
+    "        if (q0 + u * nthr < npk) v[u] = __ldcs(p + q0 + u * nthr);\n"
+    "#pragma unroll\n"
+    "      for (int u = 0; u < 4; ++u) {\n"
+    "        if (q0 + u * nthr >= npk) continue;\n"
+    "        unsigned w[4] = {v[u].x, v[u].y, v[u].z, v[u].w}, ch = 0u;\n"
+    "        for (int k = 0; k < 4; ++k) {\n"
+    "          unsigned b = lk_cuk_finish_f(LK_CUK_F32, op, __uint_as_float(w[k]), ntotal, dnan_f);\n"
+    "          ch |= b ^ w[k];\n"
+    "          w[k] = b;\n"
+    "        }\n"
+    "        if (ch) p[q0 + u * nthr] = make_uint4(w[0], w[1], w[2], w[3]);\n"
+    "      }\n"
+    "    }\n"
+    "    done = npk * 4u;\n"
+    "  }\n"
+    "  for (unsigned long long i = done + t0; i < len; i += nthr)\n"
+    "    lk_cuk_fin_elem(dt, op, buf, i, ntotal, dnan_f, dnan_d);\n"
+    "}\n"
+    /* Sets *flag when an f32/f64 element is not finite or its magnitude
+     * reaches limit (the finishing kernel then has work: no NaN can come
+     * out of sums of elements below FLT_MAX / n, or DBL_MAX / n). */
+    "extern \"C\" __global__ void lk_cuk_special_k(int dt, const void* in,\n"
+    "    unsigned long long len, double limit, unsigned* flag) {\n"
+    "  const unsigned long long nthr = (unsigned long long)gridDim.x * blockDim.x;\n"
+    "  const unsigned long long t0 = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x;\n"
+    "  unsigned long long done = 0;\n"
+    "  int hit = 0;\n"
+    "  const float lf = (float)limit;\n"
+    "  if (dt == LK_CUK_F32 && !((unsigned long long)in & 15u)) {\n"
+    "    const uint4* p = (const uint4*)in;\n"
+    "    const unsigned long long npk = len / 4u;\n"
+    "    for (unsigned long long q0 = t0; q0 < npk; q0 += 4u * nthr) {\n"
+    "      uint4 v[4];\n"
+    "#pragma unroll\n"
+    "      for (int u = 0; u < 4; ++u)\n"
+    "        v[u] = q0 + u * nthr < npk ? __ldcs(p + q0 + u * nthr) : make_uint4(0u, 0u, 0u, 0u);\n"
+    "#pragma unroll\n"
+    "      for (int u = 0; u < 4; ++u) {\n"
+    "        hit |= !(fabsf(__uint_as_float(v[u].x)) < lf) | !(fabsf(__uint_as_float(v[u].y)) < lf);\n"
+    "        hit |= !(fabsf(__uint_as_float(v[u].z)) < lf) | !(fabsf(__uint_as_float(v[u].w)) < lf);\n"
+    "      }\n"
+    "    }\n"
+    "    done = npk * 4u;\n"
+    "  }\n"
+    "  for (unsigned long long i = done + t0; i < len; i += nthr) {\n"
+    "    if (dt == LK_CUK_F64) hit |= !(fabs(LK_U2D(LK_LD64(lk_cuk_at(in, i, 8)))) < limit);\n"
+    "    else hit |= !(fabsf(LK_U2F(LK_LD32(lk_cuk_at(in, i, 4)))) < lf);\n"
+    "  }\n"
+    "  if (__syncthreads_or(hit) && threadIdx.x == 0u) atomicOr(flag, 1u);\n"
     "}\n"
     "extern \"C\" __global__ void lk_cuk_scan_k(int dt, const void* in, unsigned long long count,\n"
     "    int* exps) {\n"

@@ -13,7 +13,14 @@
  *   integer sum/prod/min/max at any level: the NCCL collective (wrapping
  *                        integer arithmetic is order independent: the
  *                        host's bits).
- *   RUN, TOPOLOGY (and STRICT min/max, integer avg): allreduce and
+ *   RUN, TOPOLOGY f32/f64 sum, avg, prod allreduce on 2^K ranks:
+ *                        recursive halving (lk_nl_halve_op): K-1 pairwise
+ *                        NCCL reduce-scatters, a pairwise ncclAllReduce
+ *                        (a pair's combination is commutative, so NCCL's
+ *                        order cannot change a bit: the host's pairwise
+ *                        tree), a finishing kernel, K-1 all-gathers.  Two
+ *                        ranks: ncclAllReduce and the finishing kernel.
+ *   RUN, TOPOLOGY otherwise (and STRICT min/max, integer avg): allreduce and
  *                        reduce_scatter as the host does them
  *                        (comm_algo.c): an all-to-all of chunks (grouped
  *                        ncclSend/ncclRecv), the fixed tree over ranks in a
@@ -81,6 +88,17 @@
  *                             calls.  Rank 0's value is used by every
  *                             rank.  Each lane holds LK_NL_NX segments of
  *                             exchange memory.
+ *   LIGHTOS_NCCL_HALVING=0    no recursive halving: the tree pipeline
+ *                             serves those allreduces too (same bits).
+ *                             With 2^K >= 4 ranks, halving takes K more
+ *                             NCCL communicators of two ranks per rank,
+ *                             made when the group attaches.
+ *   LIGHTOS_NCCL_HALVING_SEGMENT_KB  bytes of one halving segment
+ *                             (KiB; default: one segment; rank 0's).
+ *   LIGHTOS_NCCL_HALVING_SCAN_KB  sums of at least this many KiB scan
+ *                             their input so that the finishing kernel
+ *                             runs only where it has work (default 131072;
+ *                             rank 0's).
  *   LIGHTOS_NCCL_KERNEL_CTAS  blocks (of 512 threads) of the reduction
  *                             kernels, default 3/4 of the SMs: the rest
  *                             stay free for NCCL's kernels that run at the
@@ -90,6 +108,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
@@ -419,6 +438,8 @@ lightos_status_t lk_nccl_compile_kernels(const char* arch, int driver_version, b
  * ahead of the reduction that frees an area (see lk_nl_pipe_run). */
 #define LK_NL_NX 3
 
+#define LK_NL_MAXSTEP LK_NCCL_MAXSTEP
+
 typedef struct lk_nl_pend {
   CUevent start, end;
   uint64_t started_ns; /* when start was seen complete; 0: not yet */
@@ -437,6 +458,12 @@ typedef struct lk_nl_lane {
   CUdeviceptr e;        /* STRICT: block exponents */
   size_t e_bytes;
   CUdeviceptr small;    /* a few bytes: barrier, warm-up */
+  /* Recursive halving (enqueue lane, 2^K ranks, K >= 2): sub[k] pairs
+   * this rank with rank ^ (1 << k); two ranks use nc itself. */
+  ncclComm_t sub[LK_NL_MAXSTEP];
+  uint32_t nsub;
+  CUdeviceptr stg;      /* halving: a misaligned rank's segments (two areas) */
+  size_t stg_bytes;
   CUdeviceptr* retired; /* grown-out buffers, freed with the lane */
   size_t nretired, capretired;
 } lk_nl_lane_t;
@@ -450,10 +477,13 @@ typedef struct lk_nl_dev {
   const lk_nccl_api_t* nccl;
   CUresult (*wait_event)(CUstream stream, CUevent event, unsigned int flags);
   CUmodule mod;
-  CUfunction k_tree, k_tree2v, k_scan, k_strict;
+  CUfunction k_tree, k_tree2v, k_scan, k_strict, k_fin, k_special;
   int sms;
   unsigned ctas;       /* the pipeline kernels' grid cap (LIGHTOS_NCCL_KERNEL_CTAS) */
   size_t segb;         /* exchange bytes of one pipeline segment */
+  bool halve;          /* recursive halving for float sums (same on every rank) */
+  size_t hsegb;        /* bytes of one halving segment (rank 0's) */
+  size_t scan_min;     /* halving sums scan from this many bytes (rank 0's) */
   uint32_t dnan_f;     /* the host's default NaNs */
   uint64_t dnan_d;
   lk_nl_lane_t q;      /* the enqueue lane */
@@ -546,10 +576,23 @@ static lightos_status_t lk_nl_nccl_fail(const lk_nl_dev_t* d, const lk_nl_lane_t
 
 /* ---- aborting ------------------------------------------------------------------------ */
 
+/* Aborts (or, free_memory, destroys) the halving communicators of a lane. */
+static void lk_nl_subs_free(lk_nl_dev_t* d, lk_nl_lane_t* l, bool free_memory) {
+  for (uint32_t k = 0; k < l->nsub; ++k) {
+    if (!l->sub[k]) continue;
+    ncclResult_t r =
+        free_memory ? d->nccl->ncclCommDestroy(l->sub[k]) : d->nccl->ncclCommAbort(l->sub[k]);
+    if (r) LK_LOG_DEBUG("comm: freeing halving communicator %u (rank %u): %d", k, d->c->rank, r);
+    l->sub[k] = NULL;
+  }
+  l->nsub = 0;
+}
+
 static void lk_nl_lane_abort(lk_nl_dev_t* d, lk_nl_lane_t* l) {
   pthread_mutex_lock(&l->lock);
+  if (l->nc || l->nsub) (void)lk_cu_make_current(d->cu);
+  lk_nl_subs_free(d, l, false);
   if (l->nc) {
-    (void)lk_cu_make_current(d->cu);
     ncclResult_t r = d->nccl->ncclCommAbort(l->nc);
     if (r) LK_LOG_DEBUG("comm: ncclCommAbort (%s lane, rank %u): %d", l->name, d->c->rank, r);
     l->nc = NULL;
@@ -656,13 +699,16 @@ static void lk_nl_watch_end(lk_nl_dev_t* d, CUstream st, CUevent start) {
 static bool lk_nl_async_error(lk_nl_dev_t* d, lk_nl_lane_t* l, char* why, size_t cap) {
   bool bad = false;
   pthread_mutex_lock(&l->lock);
-  if (l->nc) {
+  for (uint32_t k = 0; k <= l->nsub && !bad; ++k) {
+    ncclComm_t nc = k < l->nsub ? l->sub[k] : l->nc;
+    if (!nc) continue;
     ncclResult_t e = 0;
-    ncclResult_t r = d->nccl->ncclCommGetAsyncError(l->nc, &e);
+    ncclResult_t r = d->nccl->ncclCommGetAsyncError(nc, &e);
     if (r == 0 && e != 0 && e != 7 /* ncclInProgress */) {
       const char* text = d->nccl->ncclGetErrorString(e);
-      snprintf(why, cap, "NCCL reported an asynchronous error on rank %u (%s lane): %s (%d)",
-               d->c->rank, l->name, text ? text : "?", (int)e);
+      snprintf(why, cap, "NCCL reported an asynchronous error on rank %u (%s lane%s): %s (%d)",
+               d->c->rank, l->name, k < l->nsub ? ", halving communicator" : "",
+               text ? text : "?", (int)e);
       bad = true;
     }
   }
@@ -1029,7 +1075,15 @@ static lightos_status_t lk_nl_pipe_run(const lk_nl_pipe_t* p) {
 
 /* ---- enqueue: the operations on the caller's stream ----------------------------------- */
 
-enum { LK_NL_HOST = 0, LK_NL_DIRECT, LK_NL_TREE };
+enum { LK_NL_HOST = 0, LK_NL_DIRECT, LK_NL_TREE, LK_NL_HALVE };
+
+/* Allreduces the recursive halving takes (lk_nl_halve_op): f32/f64 sum,
+ * avg, prod, when the group set it up (d->halve, the same on every rank). */
+static bool lk_nl_halving(const lk_comm_t* c, const lk_coll_desc_t* op) {
+  const lk_nl_dev_t* d = c->dev;
+  return d && d->halve && (op->dtype == LIGHTOS_DTYPE_F32 || op->dtype == LIGHTOS_DTYPE_F64) &&
+         (op->op == LIGHTOS_OP_SUM || op->op == LIGHTOS_OP_AVG || op->op == LIGHTOS_OP_PROD);
+}
 
 /* Where an operation runs: a function of the operation and the
  * configuration only (every rank decides alike). */
@@ -1050,7 +1104,8 @@ static int lk_nl_route(const lk_comm_t* c, const lk_coll_desc_t* op) {
     case LK_COLL_ALLREDUCE:
       if (op->multi || op->nsends != 1 || check) return LK_NL_HOST;
       if (lv == LIGHTOS_DETERMINISM_NONE || exact_int) return LK_NL_DIRECT;
-      return strict_sum ? LK_NL_HOST : LK_NL_TREE;
+      if (strict_sum) return LK_NL_HOST;
+      return lk_nl_halving(c, op) ? LK_NL_HALVE : LK_NL_TREE;
     case LK_COLL_REDUCE_SCATTER:
       if (lv == LIGHTOS_DETERMINISM_NONE || exact_int) return LK_NL_DIRECT;
       return strict_sum ? LK_NL_HOST : LK_NL_TREE;
@@ -1162,13 +1217,14 @@ static lightos_status_t lk_nl_direct(lk_nl_dev_t* d, lk_nl_lane_t* l, CUstream s
   return r ? lk_nl_nccl_fail(d, l, r, call) : LIGHTOS_SUCCESS;
 }
 
-/* The fixed-tree allreduce / reduce_scatter on the caller's stream. */
-static lightos_status_t lk_nl_tree_op(lk_nl_dev_t* d, lk_nl_lane_t* l, CUstream st,
-                                      const lk_nl_job_t* j) {
-  const lk_coll_desc_t* op = j->op;
+/* The fixed-tree allreduce / reduce_scatter of count elements (per rank
+ * chunk for reduce_scatter) from sp to rp on stream st (lane lock held). */
+static lightos_status_t lk_nl_tree_run(lk_nl_dev_t* d, lk_nl_lane_t* l, CUstream st,
+                                       const lk_coll_desc_t* op, CUdeviceptr sp, CUdeviceptr rp,
+                                       size_t count) {
   const bool rs = op->kind == LK_COLL_REDUCE_SCATTER;
   lk_nccl_plan_t pl;
-  lk_nccl_plan_make(&pl, d->c->size, d->c->rank, rs, op->count, lightos_dtype_size(op->dtype),
+  lk_nccl_plan_make(&pl, d->c->size, d->c->rank, rs, count, lightos_dtype_size(op->dtype),
                     d->segb);
   lk_nl_pipe_t p = {.d = d,
                     .l = l,
@@ -1177,11 +1233,259 @@ static lightos_status_t lk_nl_tree_op(lk_nl_dev_t* d, lk_nl_lane_t* l, CUstream 
                     .strict = false,
                     .dt = (int)op->dtype,
                     .op = (int)op->op,
-                    .src = j->sp,
-                    .out = j->rp,
+                    .src = sp,
+                    .out = rp,
                     .ag = !rs,
                     .ntotal = d->c->size};
   return lk_nl_pipe_run(&p);
+}
+
+static lightos_status_t lk_nl_tree_op(lk_nl_dev_t* d, lk_nl_lane_t* l, CUstream st,
+                                      const lk_nl_job_t* j) {
+  return lk_nl_tree_run(d, l, st, j->op, j->sp, j->rp, j->op->count);
+}
+
+/* ---- recursive halving (RUN/TOPOLOGY float sums on 2^K ranks) --------------------------
+ *
+ * Step k (k = 0 .. K-1) pairs rank r with r ^ 2^k (communicator sub[k];
+ * with two ranks the enqueue lane's own).  Steps 0 .. K-2 are NCCL
+ * reduce-scatters of the pair: each halves the region both hold, the rank
+ * with bit k clear keeping the lower half; step K-1 is an NCCL allreduce of
+ * the pair on the last region.  After step k a rank holds, on its region,
+ * the sum over the aligned block of 2^(k+1) ranks it belongs to: its own
+ * block's sum combined with its partner's.  A pair's combination is one
+ * IEEE addition (or multiplication) of two values, which is commutative:
+ * whatever order NCCL's kernels take, the bits are those of the fixed
+ * pairwise tree over rank index ((r0 + r1) + (r2 + r3)) ..., the host's
+ * tree for 2^K ranks.  The finishing kernel (avg's division, canonical NaN)
+ * runs on the allreduced region, then all-gathers undo the halving, step
+ * K-2 first.  Bytes sent per rank and direction: those of a ring allreduce
+ * ((n-1)/n of the data each way); with two ranks it is one ncclAllReduce
+ * and the finishing kernel.
+ *
+ * The first count - count % (64 x 2^K) elements go this way, the rest
+ * through the tree pipeline.  By default they go as one segment; with
+ * LIGHTOS_NCCL_HALVING_SEGMENT_KB they are cut into segments, and segment
+ * s's finishing kernel (on the aux stream) overlaps segment s+1's
+ * transfers (slower on 2 x H200: NCCL's cost per call outweighs it).
+ * NCCL's typed reductions need element-aligned addresses: a rank whose
+ * buffers are not (a sub-buffer at an odd offset) runs each segment in a
+ * staging buffer of its own (a copy in and out, the buffer grown to the
+ * segment); its NCCL calls are the same as the other ranks'. */
+
+uint32_t lk_nccl_halve_regions(uint32_t n, uint32_t me, size_t base, size_t len,
+                               size_t off[LK_NCCL_MAXSTEP + 1]) {
+  uint32_t k = 0;
+  off[0] = base;
+  for (; k < LK_NCCL_MAXSTEP && (1u << k) < n; ++k) {
+    len /= 2;
+    off[k + 1] = off[k] + (((me >> k) & 1u) ? len : 0);
+  }
+  return k;
+}
+
+uint32_t lk_nccl_halve_pair(uint32_t i, uint32_t k) {
+  return ((i >> (k + 1)) << k) | (i & ((1u << k) - 1u));
+}
+
+size_t lk_nccl_halve_body(uint32_t n, size_t count) {
+  const size_t unit = (size_t)n * 64;
+  return count - count % unit;
+}
+
+size_t lk_nccl_halve_segc(uint32_t n, size_t es, size_t segb) {
+  const size_t unit = (size_t)n * 64;
+  size_t segc = segb / es;
+  segc -= segc % unit;
+  return segc < unit ? unit : segc;
+}
+
+static atomic_ullong lk_nl_halvings; /* allreduces issued by halving (tests) */
+
+/* Sums from this many bytes scan for work of the finishing kernel
+ * (LIGHTOS_NCCL_HALVING_SCAN_KB, rank 0's; default 128 MiB). */
+#define LK_NL_SCAN_MIN_KB_DEFAULT 131072
+
+uint64_t lk_nccl_halving_ops(void) {
+  return atomic_load(&lk_nl_halvings);
+}
+
+static ncclComm_t lk_nl_step_comm(const lk_nl_lane_t* l, uint32_t n, uint32_t k) {
+  return n == 2 ? l->nc : l->sub[k];
+}
+
+/* One segment's buffers: in (the input), out (the result), base (the
+ * segment's first element, the offset of the regions within in/out). */
+typedef struct lk_nl_hseg {
+  CUdeviceptr in, out;
+  size_t base, len;
+  CUdeviceptr user_in, user_out; /* staged: the user's segment */
+  bool staged;
+} lk_nl_hseg_t;
+
+static lk_nl_hseg_t lk_nl_hseg(const lk_nl_lane_t* l, const lk_nl_job_t* j, size_t segc,
+                               size_t body, size_t i, bool stage) {
+  const size_t es = lightos_dtype_size(j->op->dtype);
+  lk_nl_hseg_t g;
+  g.len = body - i * segc < segc ? body - i * segc : segc;
+  g.user_in = j->sp + (CUdeviceptr)(i * segc * es);
+  g.user_out = j->rp + (CUdeviceptr)(i * segc * es);
+  g.staged = stage;
+  if (stage) { /* down(i + 1) is issued before up(i): two areas */
+    g.in = g.out = l->stg + (CUdeviceptr)((i % 2) * segc * es);
+    g.base = 0;
+  } else {
+    g.in = j->sp;
+    g.out = j->rp;
+    g.base = i * segc;
+  }
+  return g;
+}
+
+/* The reduce-scatters and the pair allreduce of a segment, on M. */
+static lightos_status_t lk_nl_halve_down(lk_nl_dev_t* d, lk_nl_lane_t* l, CUstream M,
+                                         const lk_nl_job_t* j, const lk_nl_hseg_t* g) {
+  const uint32_t n = d->c->size;
+  const size_t es = lightos_dtype_size(j->op->dtype);
+  const int ndt = lk_nl_ndt(j->op->dtype);
+  const int nop = j->op->op == LIGHTOS_OP_PROD ? LK_NCCL_PROD : LK_NCCL_SUM;
+  if (g->staged) {
+    CUresult r = d->api->cuMemcpyDtoDAsync_v2(g->in, g->user_in, g->len * es, M);
+    if (r) return lk_cu_fail(d->cu, r, "cuMemcpyDtoDAsync", "staging a misaligned buffer");
+  }
+  size_t off[LK_NCCL_MAXSTEP + 1];
+  const uint32_t steps = lk_nccl_halve_regions(n, d->c->rank, g->base, g->len, off);
+  CUdeviceptr in = g->in + (CUdeviceptr)(g->base * es);
+  for (uint32_t k = 0; k + 1 < steps; ++k) {
+    const CUdeviceptr out = g->out + (CUdeviceptr)(off[k + 1] * es);
+    ncclResult_t r = d->nccl->ncclReduceScatter((const void*)(uintptr_t)in, (void*)(uintptr_t)out,
+                                                g->len >> (k + 1), ndt, nop,
+                                                lk_nl_step_comm(l, n, k), M);
+    if (r) return lk_nl_nccl_fail(d, l, r, "ncclReduceScatter (recursive halving)");
+    in = out;
+  }
+  const CUdeviceptr last = g->out + (CUdeviceptr)(off[steps - 1] * es);
+  ncclResult_t r = d->nccl->ncclAllReduce((const void*)(uintptr_t)in, (void*)(uintptr_t)last,
+                                          g->len >> (steps - 1), ndt, nop,
+                                          lk_nl_step_comm(l, n, steps - 1), M);
+  return r ? lk_nl_nccl_fail(d, l, r, "ncclAllReduce (recursive halving)") : LIGHTOS_SUCCESS;
+}
+
+/* The finishing kernel on the allreduced region of a segment, on st. */
+static lightos_status_t lk_nl_halve_fin(lk_nl_dev_t* d, CUstream st, const lk_nl_job_t* j,
+                                        const lk_nl_hseg_t* g, CUdeviceptr flag) {
+  size_t off[LK_NCCL_MAXSTEP + 1];
+  const uint32_t steps = lk_nccl_halve_regions(d->c->size, d->c->rank, g->base, g->len, off);
+  const size_t es = lightos_dtype_size(j->op->dtype);
+  int kdt = (int)j->op->dtype, kop = (int)j->op->op;
+  CUdeviceptr buf = g->out + (CUdeviceptr)(off[steps - 1] * es);
+  unsigned long long klen = g->len >> (steps - 1), knt = d->c->size, dnd = d->dnan_d;
+  unsigned dnf = d->dnan_f;
+  void* args[] = {&kdt, &kop, &buf, &klen, &knt, &dnf, &dnd, &flag};
+  /* A stream over memory: every SM, four blocks each (NCCL's own blocks,
+   * launched before, are resident already). */
+  const uint64_t items = kdt == LIGHTOS_DTYPE_F32 ? klen / 16 + 1 : klen;
+  uint64_t grid = (items + LK_NL_BLOCK - 1) / LK_NL_BLOCK, cap = (uint64_t)d->sms * 4;
+  if (grid > cap) grid = cap;
+  CUresult r = d->api->cuLaunchKernel(d->k_fin, (unsigned)(grid ? grid : 1), 1, 1, LK_NL_BLOCK,
+                                      1, 1, 0, st, args, NULL);
+  return r ? lk_cu_fail(d->cu, r, "cuLaunchKernel", "the finishing kernel") : LIGHTOS_SUCCESS;
+}
+
+/* The all-gathers of a segment, step K-2 first (in place), on M. */
+static lightos_status_t lk_nl_halve_up(lk_nl_dev_t* d, lk_nl_lane_t* l, CUstream M,
+                                       const lk_nl_job_t* j, const lk_nl_hseg_t* g) {
+  const uint32_t n = d->c->size;
+  const size_t es = lightos_dtype_size(j->op->dtype);
+  size_t off[LK_NCCL_MAXSTEP + 1];
+  const uint32_t steps = lk_nccl_halve_regions(n, d->c->rank, g->base, g->len, off);
+  for (uint32_t k = steps - 1; k-- > 0;) {
+    ncclResult_t r = d->nccl->ncclAllGather(
+        (const void*)(uintptr_t)(g->out + (CUdeviceptr)(off[k + 1] * es)),
+        (void*)(uintptr_t)(g->out + (CUdeviceptr)(off[k] * es)), (g->len >> (k + 1)) * es,
+        LK_NCCL_INT8, lk_nl_step_comm(l, n, k), M);
+    if (r) return lk_nl_nccl_fail(d, l, r, "ncclAllGather (recursive halving)");
+  }
+  if (g->staged) {
+    CUresult r = d->api->cuMemcpyDtoDAsync_v2(g->user_out, g->out, g->len * es, M);
+    if (r) return lk_cu_fail(d->cu, r, "cuMemcpyDtoDAsync", "staging a misaligned buffer");
+  }
+  return LIGHTOS_SUCCESS;
+}
+
+/* The allreduce by recursive halving on the caller's stream M (lane lock
+ * held).  M: down(0), then per segment i: down(i+1) |fin(i)| up(i); the
+ * aux stream A runs fin(i) behind down(i). */
+static lightos_status_t lk_nl_halve_op(lk_nl_dev_t* d, lk_nl_lane_t* l, CUstream M,
+                                       const lk_nl_job_t* j) {
+  const lk_coll_desc_t* op = j->op;
+  const size_t es = lightos_dtype_size(op->dtype);
+  const size_t body = lk_nccl_halve_body(d->c->size, op->count);
+  size_t segc = lk_nccl_halve_segc(d->c->size, es, d->hsegb);
+  if (segc > body) segc = body;
+  const size_t nseg = body ? (body + segc - 1) / segc : 0;
+  const bool stage = (j->sp | j->rp) % es != 0;
+  const CUstream A = l->aux;
+  lightos_status_t s = LIGHTOS_SUCCESS;
+  if (stage && body)
+    s = lk_nl_grow(d, l, &l->stg, &l->stg_bytes, segc * es * (nseg > 1 ? 2 : 1), 1);
+  if (!s) s = lk_nl_wait_on(d, M, l->ev_tail);
+  /* Sums: the finishing kernel has work only where an input is not finite
+   * or so large that a partial sum may overflow (then NaN may come out of
+   * finite inputs); a scan of the input on A, while NCCL moves it, and a
+   * one-word allreduce tell every rank (flag: 0, nothing to do).  Worth
+   * it from d->scan_min bytes: below, the finishing pass costs less than
+   * the extra allreduce. */
+  const bool scan = op->op == LIGHTOS_OP_SUM && body && body * es >= d->scan_min;
+  /* One segment and no scan: nothing to overlap, everything on M. */
+  const bool direct = nseg == 1 && !scan;
+  const CUdeviceptr flag = scan ? l->small + 256 : 0;
+  if (!s && scan) {
+    int kdt = (int)op->dtype;
+    CUdeviceptr kin = j->sp;
+    unsigned long long klen = body;
+    double limit = (op->dtype == LIGHTOS_DTYPE_F32 ? (double)FLT_MAX : DBL_MAX) / d->c->size;
+    CUdeviceptr kflag = flag;
+    void* args[] = {&kdt, &kin, &klen, &limit, &kflag};
+    CUresult r;
+    if ((s = lk_nl_record(d, l->ev_host, M)) || (s = lk_nl_wait_on(d, A, l->ev_host))) {
+    } else if ((r = d->api->cuMemsetD8Async(flag, 0, 4, A)) != CUDA_SUCCESS) {
+      s = lk_cu_fail(d->cu, r, "cuMemsetD8Async", "the halving flag");
+    } else if (!(s = lk_nl_launch(d, d->k_special, body / 16 + 1, A, args, "the scan kernel"))) {
+      s = lk_nl_record(d, l->ev_r, A);
+    }
+  }
+  for (size_t i = 0; !s && i <= nseg; ++i) {
+    if (i < nseg) {
+      const lk_nl_hseg_t g = lk_nl_hseg(l, j, segc, body, i, stage);
+      s = lk_nl_halve_down(d, l, M, j, &g);
+      if (!s && i == 0 && scan) {
+        ncclResult_t r = 0;
+        if (!(s = lk_nl_wait_on(d, M, l->ev_r)) &&
+            (r = d->nccl->ncclAllReduce((const void*)(uintptr_t)flag, (void*)(uintptr_t)flag, 1,
+                                        LK_NCCL_INT32, LK_NCCL_MAX, l->nc, M)) != 0)
+          s = lk_nl_nccl_fail(d, l, r, "ncclAllReduce (halving flag)");
+      }
+      if (!s && !direct) s = lk_nl_record(d, l->ev_a[i % LK_NL_NX], M);
+    }
+    if (!s && i > 0 && direct) {
+      const lk_nl_hseg_t g = lk_nl_hseg(l, j, segc, body, i - 1, stage);
+      if (!(s = lk_nl_halve_fin(d, M, j, &g, 0))) s = lk_nl_halve_up(d, l, M, j, &g);
+    } else if (!s && i > 0) {
+      const lk_nl_hseg_t g = lk_nl_hseg(l, j, segc, body, i - 1, stage);
+      if ((s = lk_nl_wait_on(d, A, l->ev_a[(i - 1) % LK_NL_NX])) ||
+          (s = lk_nl_halve_fin(d, A, j, &g, flag)) || (s = lk_nl_record(d, l->ev_r, A)) ||
+          (s = lk_nl_wait_on(d, M, l->ev_r)))
+        break;
+      s = lk_nl_halve_up(d, l, M, j, &g);
+    }
+  }
+  if (!s && !direct) s = lk_nl_record(d, l->ev_tail, A);
+  if (!s && body) atomic_fetch_add(&lk_nl_halvings, 1);
+  if (!s && body < op->count)
+    s = lk_nl_tree_run(d, l, M, op, j->sp + (CUdeviceptr)(body * es),
+                       j->rp + (CUdeviceptr)(body * es), op->count - body);
+  return s;
 }
 
 /* Runs on the queue's stream under its submit lock (lk_cu_queue_enqueue_native). */
@@ -1201,7 +1505,13 @@ static lightos_status_t lk_nl_issue(CUstream st, void* arg) {
   }
   CUevent start = NULL;
   lightos_status_t s = lk_nl_watch_begin(d, st, &start);
-  if (!s) s = j->route == LK_NL_TREE ? lk_nl_tree_op(d, l, st, j) : lk_nl_direct(d, l, st, j);
+  if (!s) {
+    switch (j->route) {
+      case LK_NL_TREE: s = lk_nl_tree_op(d, l, st, j); break;
+      case LK_NL_HALVE: s = lk_nl_halve_op(d, l, st, j); break;
+      default: s = lk_nl_direct(d, l, st, j);
+    }
+  }
   if (start) lk_nl_watch_end(d, st, start);
   pthread_mutex_unlock(&l->lock);
   return s;
@@ -1524,6 +1834,8 @@ static lightos_status_t lk_nl_module_load(lk_nl_dev_t* d) {
     const char* name;
   } fns[] = {{&d->k_tree, "lk_cuk_tree_k"},
              {&d->k_tree2v, "lk_cuk_tree2v_k"},
+             {&d->k_fin, "lk_cuk_fin_k"},
+             {&d->k_special, "lk_cuk_special_k"},
              {&d->k_scan, "lk_cuk_scan_k"},
              {&d->k_strict, "lk_cuk_strict_k"}};
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; ++i) {
@@ -1537,6 +1849,7 @@ static lightos_status_t lk_nl_module_load(lk_nl_dev_t* d) {
  * watchdog could not see it finish): the device memory is left alone. */
 static void lk_nl_lane_free(lk_nl_dev_t* d, lk_nl_lane_t* l, bool free_memory) {
   const lk_cuda_api_t* api = d->api;
+  lk_nl_subs_free(d, l, free_memory);
   if (l->nc) {
     ncclResult_t r =
         free_memory ? d->nccl->ncclCommDestroy(l->nc) : d->nccl->ncclCommAbort(l->nc);
@@ -1546,7 +1859,7 @@ static void lk_nl_lane_free(lk_nl_dev_t* d, lk_nl_lane_t* l, bool free_memory) {
   if (free_memory) {
     if (l->main) (void)api->cuStreamSynchronize(l->main);
     if (l->aux) (void)api->cuStreamSynchronize(l->aux);
-    CUdeviceptr bufs[] = {l->x, l->e, l->small};
+    CUdeviceptr bufs[] = {l->x, l->e, l->small, l->stg};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i)
       if (bufs[i]) api->cuMemFree_v2(bufs[i]);
     for (size_t i = 0; i < l->nretired; ++i) api->cuMemFree_v2(l->retired[i]);
@@ -1606,6 +1919,29 @@ static size_t lk_nl_segment_bytes(uint32_t n) {
   return b < min ? min : b;
 }
 
+/* Bytes of a recursive-halving segment: LIGHTOS_NCCL_HALVING_SEGMENT_KB
+ * (64 KiB to 4 GiB); default 0: one segment, whatever the size.  Measured
+ * on 2 x H200, 256 MiB f32, share of NCCL's busbw: 64 MiB segments 0.78,
+ * 128 MiB 0.86, one segment 0.93 (each NCCL call has a cost of its own
+ * that the overlap of the finishing kernel does not repay). */
+static size_t lk_nl_halving_segment_bytes(void) {
+  long kb = lk_env_long("LIGHTOS_NCCL_HALVING_SEGMENT_KB", 0);
+  if (kb <= 0) return SIZE_MAX;
+  if (kb < 64) kb = 64;
+  if (kb > (4L << 20)) kb = 4L << 20;
+  return (size_t)kb << 10;
+}
+
+/* Whether this rank would take recursive halving (RUN and TOPOLOGY, a
+ * power of two of at least 2 ranks, LIGHTOS_NCCL_HALVING not 0). */
+static bool lk_nl_halving_wanted(const lk_comm_t* c) {
+  const uint32_t n = c->size;
+  return (c->config.level == LIGHTOS_DETERMINISM_RUN ||
+          c->config.level == LIGHTOS_DETERMINISM_TOPOLOGY) &&
+         n >= 2 && (n & (n - 1)) == 0 && n <= (1u << LK_NL_MAXSTEP) &&
+         lk_env_flag("LIGHTOS_NCCL_HALVING", true);
+}
+
 /* The per-rank state, up to (not including) the NCCL communicators. */
 static lightos_status_t lk_nl_dev_new(lk_comm_t* c, const lk_nccl_api_t* api, size_t segb,
                                       lk_nl_dev_t** out) {
@@ -1624,6 +1960,10 @@ static lightos_status_t lk_nl_dev_new(lk_comm_t* c, const lk_nccl_api_t* api, si
   d->api = d->cu->api;
   d->nccl = api;
   d->segb = segb;
+  d->halve = lk_nl_halving_wanted(c);
+  d->hsegb = lk_nl_halving_segment_bytes();
+  long scan_kb = lk_env_long("LIGHTOS_NCCL_HALVING_SCAN_KB", LK_NL_SCAN_MIN_KB_DEFAULT);
+  d->scan_min = scan_kb < 0 ? 0 : (size_t)scan_kb << 10;
   d->dnan_f = lk_nccl_host_nan_f32();
   d->dnan_d = lk_nccl_host_nan_f64();
   lightos_status_t s = LIGHTOS_SUCCESS;
@@ -1711,6 +2051,130 @@ static lightos_status_t lk_nl_warmup(lk_nl_dev_t* const* devs, uint32_t nd, bool
     if (s) return s;
   }
   return LIGHTOS_SUCCESS;
+}
+
+/* A tiny allreduce on each halving communicator of the ranks this thread
+ * drives (one group), then waits: a broken one fails here, not later. */
+static lightos_status_t lk_nl_subs_warmup(lk_nl_dev_t* const* devs, uint32_t nd,
+                                          uint64_t deadline) {
+  const lk_nccl_api_t* api = devs[0]->nccl;
+  ncclResult_t r = api->ncclGroupStart(), first = 0;
+  if (r) return lk_nl_nccl_fail(devs[0], &devs[0]->q, r, "ncclGroupStart");
+  for (uint32_t i = 0; i < nd && !first; ++i) {
+    lk_nl_dev_t* d = devs[i];
+    (void)lk_cu_make_current(d->cu);
+    for (uint32_t k = 0; k < d->q.nsub && !first; ++k)
+      first = api->ncclAllReduce((const void*)(uintptr_t)(d->q.small + 64),
+                                 (void*)(uintptr_t)(d->q.small + 64), 1, LK_NCCL_INT32,
+                                 LK_NCCL_SUM, d->q.sub[k], d->q.aux);
+  }
+  r = api->ncclGroupEnd();
+  if (first || r)
+    return lk_nl_nccl_fail(devs[0], &devs[0]->q, first ? first : r, "halving warm-up");
+  for (uint32_t i = 0; i < nd; ++i) {
+    (void)lk_cu_make_current(devs[i]->cu);
+    lightos_status_t s =
+        lk_nl_wait_stream(devs[i], devs[i]->q.aux, deadline, "the halving warm-up");
+    if (s) return s;
+  }
+  return LIGHTOS_SUCCESS;
+}
+
+/* Makes the halving communicators of every rank of an in-process group
+ * (one thread; a group call per step, two ranks each).  On failure no rank
+ * halves (the tree pipeline serves), and the reason is logged. */
+static void lk_nl_subs_make_all(lk_nl_dev_t* const* devs, uint32_t n, uint64_t deadline) {
+  const lk_nccl_api_t* api = devs[0]->nccl;
+  lk_nccl_uid_t* ids = malloc((size_t)n / 2 * sizeof *ids);
+  lightos_status_t s = ids ? LIGHTOS_SUCCESS : LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory");
+  for (uint32_t k = 0; !s && (1u << k) < n; ++k) {
+    ncclResult_t r = 0, first = 0;
+    for (uint32_t p = 0; p < n / 2 && !r; ++p) r = api->ncclGetUniqueId(&ids[p]);
+    if (r) {
+      s = lk_nl_nccl_fail(devs[0], NULL, r, "ncclGetUniqueId");
+      break;
+    }
+    if ((r = api->ncclGroupStart()) != 0) {
+      s = lk_nl_nccl_fail(devs[0], NULL, r, "ncclGroupStart");
+      break;
+    }
+    for (uint32_t i = 0; i < n && !first; ++i) {
+      (void)lk_cu_make_current(devs[i]->cu);
+      first = api->ncclCommInitRank(&devs[i]->q.sub[k], 2, ids[lk_nccl_halve_pair(i, k)],
+                                    (int)((i >> k) & 1u));
+      devs[i]->q.nsub = k + 1;
+    }
+    r = api->ncclGroupEnd();
+    if (first || r) s = lk_nl_nccl_fail(devs[0], NULL, first ? first : r, "ncclCommInitRank (halving)");
+    for (uint32_t i = 0; i < n && !s; ++i)
+      if (!devs[i]->q.sub[k]) s = LK_FAIL(LIGHTOS_INTERNAL, "ncclCommInitRank made no communicator");
+  }
+  free(ids);
+  if (!s) s = lk_nl_subs_warmup(devs, n, deadline);
+  if (!s) return;
+  LK_LOG_INFO("comm: no recursive halving (the tree pipeline serves): %s",
+              lightos_last_error()->message);
+  lightos_clear_error();
+  for (uint32_t i = 0; i < n; ++i) {
+    (void)lk_cu_make_current(devs[i]->cu);
+    lk_nl_subs_free(devs[i], &devs[i]->q, false);
+    devs[i]->halve = false;
+  }
+}
+
+/* The same for one rank of a multi-process (or thread-per-rank) group:
+ * rank 0 makes the ids, every rank joins its pair's communicator step by
+ * step, and every rank learns whether all succeeded.  Fails only when
+ * the host transport does. */
+static lightos_status_t lk_nl_subs_make_rank(lk_nl_dev_t* d, const lk_algo_t* a) {
+  const lk_nccl_api_t* api = d->nccl;
+  const uint32_t n = d->c->size, me = d->c->rank;
+  uint32_t steps = 0;
+  while ((1u << steps) < n) ++steps;
+  const size_t nids = (size_t)steps * (n / 2);
+  lk_nccl_uid_t* ids = calloc(nids + 1, sizeof *ids);
+  if (!ids) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory");
+  /* ids[nids]: a flag from rank 0 that the ids were made */
+  if (me == 0) {
+    bool ok = true;
+    for (size_t i = 0; i < nids && ok; ++i) ok = api->ncclGetUniqueId(&ids[i]) == 0;
+    ids[nids].internal[0] = ok ? 1 : 0;
+  }
+  lightos_status_t s = lk_algo_broadcast(a, ids, (nids + 1) * sizeof *ids, 0);
+  uint8_t ok = !s && ids[nids].internal[0] == 1;
+  char why[300] = "rank 0 could not make NCCL unique ids";
+  (void)lk_cu_make_current(d->cu);
+  for (uint32_t k = 0; ok && k < steps; ++k) {
+    ncclResult_t r = api->ncclCommInitRank(&d->q.sub[k], 2, ids[(size_t)k * (n / 2) + lk_nccl_halve_pair(me, k)],
+                                           (int)((me >> k) & 1u));
+    d->q.nsub = k + 1;
+    if (r || !d->q.sub[k]) {
+      lk_nl_nccl_fail(d, NULL, r, "ncclCommInitRank (halving)");
+      ok = 0;
+    }
+  }
+  if (ok) {
+    lk_nl_dev_t* one[1] = {d};
+    ok = lk_nl_subs_warmup(one, 1, a->deadline_ns) == LIGHTOS_SUCCESS;
+  }
+  if (!ok && d->q.nsub) snprintf(why, sizeof why, "%s", lightos_last_error()->message);
+  free(ids);
+  lightos_clear_error();
+  if (s) return s;
+  uint8_t* oks = calloc(n, 1);
+  if (!oks) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory");
+  oks[me] = ok;
+  s = lk_algo_allgather(a, &oks[me], oks, 1);
+  bool all = !s;
+  for (uint32_t r = 0; all && r < n; ++r) all = oks[r] != 0;
+  free(oks);
+  if (!all) {
+    if (!s && me == 0) LK_LOG_INFO("comm: no recursive halving (the tree pipeline serves)%s%s",
+                                   ok ? "" : ": ", ok ? "" : why);
+    lk_nl_subs_free(d, &d->q, false);
+    d->halve = false;
+  }
+  return s;
 }
 
 /* ---- the vtable ------------------------------------------------------------------------ */
@@ -1847,14 +2311,16 @@ lightos_status_t lk_nccl_attach_all(lk_comm_t* const* comms, uint32_t n) {
         if (!devs[i]->q.nc) s = LK_FAIL(LIGHTOS_INTERNAL, "ncclCommInitRank made no communicator");
     }
     if (!s) s = lk_nl_warmup(devs, n, n > 1, lk_nl_deadline(comms[0]));
+    if (!s && devs[0]->halve && n >= 4) lk_nl_subs_make_all(devs, n, lk_nl_deadline(comms[0]));
   }
   if (s) {
     lk_nl_err_t e;
     lk_nl_err_save(&e);
     for (uint32_t i = 0; i < n; ++i) {
-      if (devs[i] && devs[i]->q.nc) {
+      if (devs[i] && (devs[i]->q.nc || devs[i]->q.nsub)) {
         (void)lk_cu_make_current(devs[i]->cu);
-        (void)api->ncclCommAbort(devs[i]->q.nc);
+        lk_nl_subs_free(devs[i], &devs[i]->q, false);
+        if (devs[i]->q.nc) (void)api->ncclCommAbort(devs[i]->q.nc);
         devs[i]->q.nc = NULL;
       }
     }
@@ -1882,6 +2348,9 @@ typedef struct lk_nl_hello {
   uint32_t ok;
   int32_t version;
   uint64_t segb;
+  uint64_t hsegb;
+  uint64_t scan_min;
+  uint32_t halve;
   char uuid[48];
 } lk_nl_hello_t;
 
@@ -1905,6 +2374,9 @@ lightos_status_t lk_nccl_attach_rank(lk_comm_t* c) {
       mine.ok = 1;
       mine.version = api->version;
       mine.segb = d->segb;
+      mine.hsegb = d->hsegb;
+      mine.scan_min = d->scan_min;
+      mine.halve = d->halve;
       lk_strlcpy(mine.uuid, cu->device->uuid, sizeof mine.uuid);
     }
   }
@@ -1925,6 +2397,11 @@ lightos_status_t lk_nccl_attach_rank(lk_comm_t* c) {
       if (all[r].uuid[0] && !strncmp(all[r].uuid, all[q].uuid, sizeof all[r].uuid)) ok = false;
   }
   const uint64_t segb = ok ? all[0].segb : 0;
+  if (ok) { /* rank 0's choice for every rank */
+    d->halve = all[0].halve != 0;
+    d->hsegb = all[0].hsegb;
+    d->scan_min = all[0].scan_min;
+  }
   free(all);
   if (s || !ok) {
     lk_nl_dev_free(d, true);
@@ -1992,11 +2469,13 @@ lightos_status_t lk_nccl_attach_rank(lk_comm_t* c) {
   } else if (!s && msg.ok) {
     s = LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory");
   }
+  if (!s && msg.ok && done && d->halve && n >= 4) s = lk_nl_subs_make_rank(d, &a);
   if (s || !msg.ok || !done) {
     lk_nl_err_t e;
     lk_nl_err_save(&e);
+    (void)lk_cu_make_current(d->cu);
+    lk_nl_subs_free(d, &d->q, false);
     if (d->q.nc) {
-      (void)lk_cu_make_current(d->cu);
       (void)api->ncclCommAbort(d->q.nc);
       d->q.nc = NULL;
     }

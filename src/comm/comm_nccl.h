@@ -46,6 +46,26 @@ size_t lk_nccl_plan_slot(const lk_nccl_plan_t* pl, size_t s);
  * is one ncclAllGather; else grouped sends and receives). */
 bool lk_nccl_plan_equal(const lk_nccl_plan_t* pl, size_t s);
 
+/* Recursive halving (RUN/TOPOLOGY f32/f64 sum, avg, prod allreduce on
+ * n = 2^K ranks).  Step k pairs rank r with r ^ 2^k (pair index
+ * lk_nccl_halve_pair(r, k) of n / 2; in the pair, the rank with bit k clear
+ * is index 0 and, in a reduce-scatter step (k < K-1), keeps the lower half
+ * of the region both hold; step K-1 allreduces the pair's region).
+ * The elements [0, body) go in segments of segc elements (both multiples
+ * of 64 n); the rest through the tree pipeline. */
+#define LK_NCCL_MAXSTEP 16
+/* Offsets of rank me's region in the halving of [base, base + len):
+ * off[0] = base, off[k + 1] after step k (length len >> (k + 1)).
+ * Returns K. */
+uint32_t lk_nccl_halve_regions(uint32_t n, uint32_t me, size_t base, size_t len,
+                               size_t off[LK_NCCL_MAXSTEP + 1]);
+uint32_t lk_nccl_halve_pair(uint32_t i, uint32_t k);
+size_t lk_nccl_halve_body(uint32_t n, size_t count);
+/* Elements per segment for segments of about segb bytes. */
+size_t lk_nccl_halve_segc(uint32_t n, size_t es, size_t segb);
+/* Allreduces issued by recursive halving so far in this process. */
+uint64_t lk_nccl_halving_ops(void);
+
 /* libnccl: its version code (e.g. 22809 for 2.28.9), or 0 with the reason
  * why it cannot be used. */
 int lk_nccl_library_version(char* why, size_t cap);
