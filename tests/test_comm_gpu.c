@@ -1415,7 +1415,10 @@ static void test_gpu_other_collectives(void) {
     for (size_t ci = 0; ci < 2; ++ci) {
       const size_t count = counts[ci];
       for (int kind = C_REDUCE_SCATTER; kind <= C_REDUCE; ++kind) {
-        const lightos_dtype_t dt = kind == C_REDUCE || ci ? LIGHTOS_DTYPE_I32 : LIGHTOS_DTYPE_F32;
+        /* reduce: i32 (NCCL's own at every level), then f32 (above NONE
+         * the allreduce's path, the result on the root) */
+        const lightos_dtype_t dt = kind == C_REDUCE ? (ci ? LIGHTOS_DTYPE_F32 : LIGHTOS_DTYPE_I32)
+                                   : ci ? LIGHTOS_DTYPE_I32 : LIGHTOS_DTYPE_F32;
         const lightos_dtype_t dt2 = kind == C_REDUCE_SCATTER ? (ci ? LIGHTOS_DTYPE_BF16 : LIGHTOS_DTYPE_F32) : dt;
         const size_t es = lightos_dtype_size(dt2);
         const size_t sb = count * es * (kind == C_REDUCE_SCATTER || kind == C_ALLTOALL ? n : 1);

@@ -28,9 +28,12 @@
  *                        pipelined over segments (comm_nccl.h).
  *   STRICT float sum/avg allreduce: run() on the proxy thread, entirely on
  *                        the GPUs (see lk_nl_strict).
- *   the rest (send/recv, multi-contribution allreduce, float reduce above
- *   NONE, STRICT reduce/reduce_scatter, LIGHTOS_COMM_CHECK on the checked
- *   collectives): LIGHTOS_UNSUPPORTED, the host path.
+ *   reduce above NONE (not STRICT sums): the allreduce's path, the
+ *                        result kept on the root (the others' goes to
+ *                        lane scratch).
+ *   the rest (send/recv, multi-contribution allreduce, STRICT sum
+ *   reduce/reduce_scatter, LIGHTOS_COMM_CHECK on the checked collectives):
+ *   LIGHTOS_UNSUPPORTED, the host path.
  *
  * Stream order.  enqueue() issues the work on the caller's queue's stream
  * at once, from the calling thread (lk_cu_queue_enqueue_native), with a
@@ -462,6 +465,8 @@ typedef struct lk_nl_lane {
    * this rank with rank ^ (1 << k); two ranks use nc itself. */
   ncclComm_t sub[LK_NL_MAXSTEP];
   uint32_t nsub;
+  CUdeviceptr red;      /* a reduce's result off the root */
+  size_t red_bytes;
   CUdeviceptr stg;      /* halving: a misaligned rank's segments (two areas) */
   size_t stg_bytes;
   CUdeviceptr* retired; /* grown-out buffers, freed with the lane */
@@ -1110,7 +1115,11 @@ static int lk_nl_route(const lk_comm_t* c, const lk_coll_desc_t* op) {
       if (lv == LIGHTOS_DETERMINISM_NONE || exact_int) return LK_NL_DIRECT;
       return strict_sum ? LK_NL_HOST : LK_NL_TREE;
     case LK_COLL_REDUCE:
-      return lv == LIGHTOS_DETERMINISM_NONE || exact_int ? LK_NL_DIRECT : LK_NL_HOST;
+      /* Above NONE: the allreduce's algorithms, into scratch off the root. */
+      if (op->nsends != 1) return LK_NL_HOST;
+      if (lv == LIGHTOS_DETERMINISM_NONE || exact_int) return LK_NL_DIRECT;
+      if (strict_sum) return LK_NL_HOST;
+      return lk_nl_halving(c, op) ? LK_NL_HALVE : LK_NL_TREE;
     default:
       return LK_NL_HOST; /* send, recv (the host path batches them) */
   }
@@ -1384,7 +1393,7 @@ static lightos_status_t lk_nl_halve_fin(lk_nl_dev_t* d, CUstream st, const lk_nl
   void* args[] = {&kdt, &kop, &buf, &klen, &knt, &dnf, &dnd, &flag};
   /* A stream over memory: every SM, four blocks each (NCCL's own blocks,
    * launched before, are resident already). */
-  const uint64_t items = kdt == LIGHTOS_DTYPE_F32 ? klen / 16 + 1 : klen;
+  const uint64_t items = klen / (kdt == LIGHTOS_DTYPE_F32 ? 16 : 8) + 1; /* 4 packs a thread */
   uint64_t grid = (items + LK_NL_BLOCK - 1) / LK_NL_BLOCK, cap = (uint64_t)d->sms * 4;
   if (grid > cap) grid = cap;
   CUresult r = d->api->cuLaunchKernel(d->k_fin, (unsigned)(grid ? grid : 1), 1, 1, LK_NL_BLOCK,
@@ -1504,7 +1513,17 @@ static lightos_status_t lk_nl_issue(CUstream st, void* arg) {
                    d->c->size, msg[0] ? msg : "its NCCL communicator is gone");
   }
   CUevent start = NULL;
-  lightos_status_t s = lk_nl_watch_begin(d, st, &start);
+  lightos_status_t s = LIGHTOS_SUCCESS;
+  if (j->op->kind == LK_COLL_REDUCE && j->route != LK_NL_DIRECT && d->c->rank != j->op->root) {
+    /* Off the root a reduce computes the allreduce into lane scratch (kept
+     * until the lane goes, so later work may reuse it in stream order). */
+    s = lk_cu_make_current(d->cu);
+    if (!s)
+      s = lk_nl_grow(d, l, &l->red, &l->red_bytes,
+                     j->op->count * lightos_dtype_size(j->op->dtype), 1);
+    j->rp = l->red;
+  }
+  if (!s) s = lk_nl_watch_begin(d, st, &start);
   if (!s) {
     switch (j->route) {
       case LK_NL_TREE: s = lk_nl_tree_op(d, l, st, j); break;
@@ -1859,7 +1878,7 @@ static void lk_nl_lane_free(lk_nl_dev_t* d, lk_nl_lane_t* l, bool free_memory) {
   if (free_memory) {
     if (l->main) (void)api->cuStreamSynchronize(l->main);
     if (l->aux) (void)api->cuStreamSynchronize(l->aux);
-    CUdeviceptr bufs[] = {l->x, l->e, l->small, l->stg};
+    CUdeviceptr bufs[] = {l->x, l->e, l->small, l->stg, l->red};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i)
       if (bufs[i]) api->cuMemFree_v2(bufs[i]);
     for (size_t i = 0; i < l->nretired; ++i) api->cuMemFree_v2(l->retired[i]);
