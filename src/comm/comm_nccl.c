@@ -26,14 +26,15 @@
  *                        ncclSend/ncclRecv), the fixed tree over ranks in a
  *                        kernel, an ncclAllGather of the reduced chunks,
  *                        pipelined over segments (comm_nccl.h).
- *   STRICT float sum/avg allreduce: run() on the proxy thread, entirely on
- *                        the GPUs (see lk_nl_strict).
+ *   STRICT float sum/avg allreduce, reduce, reduce_scatter: run() on the
+ *                        proxy thread, entirely on the GPUs (see
+ *                        lk_nl_strict; reduce and reduce_scatter as the
+ *                        allreduce of the whole send buffer, part kept).
  *   reduce above NONE (not STRICT sums): the allreduce's path, the
  *                        result kept on the root (the others' goes to
  *                        lane scratch).
- *   the rest (send/recv, multi-contribution allreduce, STRICT sum
- *   reduce/reduce_scatter, LIGHTOS_COMM_CHECK on the checked collectives):
- *   LIGHTOS_UNSUPPORTED, the host path.
+ *   the rest (send/recv, multi-contribution allreduce, LIGHTOS_COMM_CHECK
+ *   on the checked collectives): LIGHTOS_UNSUPPORTED, the host path.
  *
  * Stream order.  enqueue() issues the work on the caller's queue's stream
  * at once, from the calling thread (lk_cu_queue_enqueue_native), with a
@@ -1579,8 +1580,14 @@ static lightos_status_t lk_nl_enqueue(lk_comm_t* c, const lk_coll_desc_t* op, lk
 
 /* ---- run: STRICT allreduce on the proxy thread --------------------------------------- */
 
+/* STRICT float sums on the GPUs: allreduce, and reduce and reduce_scatter
+ * as the host defines them (comm_algo.c): the STRICT allreduce of the
+ * whole send buffer, the root (reduce) or this rank's part (reduce_scatter)
+ * kept. */
 static bool lk_nl_strict_route(const lk_comm_t* c, const lk_coll_desc_t* op) {
-  return op->kind == LK_COLL_ALLREDUCE && !op->multi && op->nsends == 1 &&
+  return (op->kind == LK_COLL_ALLREDUCE || op->kind == LK_COLL_REDUCE ||
+          op->kind == LK_COLL_REDUCE_SCATTER) &&
+         !op->multi && op->nsends == 1 &&
          c->config.level == LIGHTOS_DETERMINISM_STRICT &&
          !(c->config.flags & LIGHTOS_COMM_CHECK) &&
          (op->dtype == LIGHTOS_DTYPE_F32 || op->dtype == LIGHTOS_DTYPE_F16 ||
@@ -1726,9 +1733,14 @@ static lightos_status_t lk_nl_strict(lk_nl_dev_t* d, const lk_coll_desc_t* op,
                                      uint64_t deadline) {
   lk_comm_t* c = d->c;
   lk_nl_lane_t* l = &d->p;
-  const size_t count = op->count, es = lightos_dtype_size(op->dtype);
+  const bool rs = op->kind == LK_COLL_REDUCE_SCATTER;
+  const size_t es = lightos_dtype_size(op->dtype);
+  const size_t count = rs ? op->count * c->size : op->count; /* the allreduce's */
   const size_t nblocks = (count + LK_STRICT_BLOCK - 1) / LK_STRICT_BLOCK;
-  const CUdeviceptr src = lk_nl_ptr(op->sends[0]), out = lk_nl_ptr(op->recv);
+  const CUdeviceptr src = lk_nl_ptr(op->sends[0]);
+  /* reduce off the root and reduce_scatter: the result in lane scratch */
+  const bool scratch = rs || (op->kind == LK_COLL_REDUCE && c->rank != op->root);
+  CUdeviceptr out = scratch ? 0 : lk_nl_ptr(op->recv);
   const CUstream M = l->main;
   /* STRICT's sum kernel is heavier than the tree: half the segment of the
    * RUN/TOPOLOGY pipeline overlaps it better (2 x H200, 256 MiB f32:
@@ -1739,6 +1751,10 @@ static lightos_status_t lk_nl_strict(lk_nl_dev_t* d, const lk_coll_desc_t* op,
 
   pthread_mutex_lock(&l->lock);
   lightos_status_t s = l->nc ? lk_cu_make_current(d->cu) : lk_nl_aborted_error(d);
+  if (!s && scratch) {
+    s = lk_nl_grow(d, l, &l->red, &l->red_bytes, count * es, 1);
+    out = l->red;
+  }
   if (!s) s = lk_nl_grow(d, l, &l->e, &l->e_bytes, nblocks * 4, 1);
   if (!s && c->size > 1) s = lk_nl_grow(d, l, &l->x, &l->x_one, sseg, LK_NL_NX);
   if (!s) {
@@ -1762,6 +1778,12 @@ static lightos_status_t lk_nl_strict(lk_nl_dev_t* d, const lk_coll_desc_t* op,
                        .op = (int)op->op, .src = src, .out = out, .ag = true,
                        .ntotal = c->size, .exps = l->e};
     s = lk_nl_pipe_run(&sp);
+  }
+  if (!s && rs) {
+    CUresult r = d->api->cuMemcpyDtoDAsync_v2(
+        lk_nl_ptr(op->recv), out + (CUdeviceptr)((size_t)c->rank * op->count * es),
+        op->count * es, M);
+    if (r) s = lk_cu_fail(d->cu, r, "cuMemcpyDtoDAsync", "the STRICT reduce_scatter's part");
   }
   if (!s) s = lk_nl_record(d, l->ev_host, M);
   pthread_mutex_unlock(&l->lock);
