@@ -136,13 +136,7 @@ static lightos_status_t lk_chunk_tree(void* user, const void* const* in, uint32_
                                       size_t len, void* out) {
   (void)off;
   lk_tree_user_t* u = user;
-  size_t asize = lk_red_acc_size(u->dt);
-  void* acc = lk_tmp(u->a, LK_SCR_ACC, len * asize);
-  if (!acc) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for %zu accumulators", len);
-  lightos_status_t s = lk_red_tree(u->dt, u->op, in, m, u->in_acc, acc, len);
-  if (!s) lk_red_finish(u->dt, u->op, acc, out, len, u->ntotal);
-  lk_tmp_done(u->a, acc);
-  return s;
+  return lk_red_tree_finish(u->dt, u->op, in, m, u->in_acc, out, len, u->ntotal);
 }
 
 typedef struct lk_strict_user {

@@ -322,8 +322,28 @@ static const void* lk_tree_leaf(const lk_tree_ctx_t* t, uint32_t i, void* buf) {
   return buf;
 }
 
-/* out = a op b over accumulators (out may be a). */
+/* out = a op b over accumulators (out may be a).  Float sums and products
+ * in one pass (the same IEEE operation per element as lk_combine_acc). */
 static void lk_combine3(const lk_tree_ctx_t* t, void* out, const void* a, const void* b) {
+  const bool mul = t->op == LIGHTOS_OP_PROD;
+  if (out != a && out != b && (mul || t->op == LIGHTOS_OP_SUM || t->op == LIGHTOS_OP_AVG)) {
+    if (t->asize == 4 && lk_red_dtype_is_float(t->dt)) {
+      float* restrict o = out;
+      const float* restrict x = a;
+      const float* restrict y = b;
+      if (mul) for (size_t i = 0; i < t->len; ++i) o[i] = x[i] * y[i];
+      else for (size_t i = 0; i < t->len; ++i) o[i] = x[i] + y[i];
+      return;
+    }
+    if (t->dt == LIGHTOS_DTYPE_F64) {
+      double* restrict o = out;
+      const double* restrict x = a;
+      const double* restrict y = b;
+      if (mul) for (size_t i = 0; i < t->len; ++i) o[i] = x[i] * y[i];
+      else for (size_t i = 0; i < t->len; ++i) o[i] = x[i] + y[i];
+      return;
+    }
+  }
   if (out != a) memcpy(out, a, t->len * t->asize);
   lk_combine_acc(t->dt, t->op, out, b, t->len);
 }
@@ -375,6 +395,31 @@ lightos_status_t lk_red_tree(lightos_dtype_t dt, lightos_reduce_op_t op, const v
     lk_tree_rec(&t, 0, m, (char*)out_acc + b * t.asize, 0);
   }
   free(t.tmp);
+  return LIGHTOS_SUCCESS;
+}
+
+lightos_status_t lk_red_tree_finish(lightos_dtype_t dt, lightos_reduce_op_t op,
+                                    const void* const* in, uint32_t m, bool in_acc, void* out,
+                                    size_t n, uint64_t ntotal) {
+  if (m == 0) return LK_FAIL(LIGHTOS_INTERNAL, "a reduction of no inputs");
+  lk_tree_ctx_t t = {.dt = dt, .op = op, .in = in, .in_acc = in_acc,
+                     .esize = lightos_dtype_size(dt), .asize = lk_red_acc_size(dt)};
+  size_t levels = 2;
+  for (uint32_t v = m; v > 1; v = (v + 1) / 2) levels++;
+  /* the tree's temporaries, then one block of accumulators */
+  char* mem = malloc((2 * levels + 1) * LK_RED_BLOCK * t.asize);
+  if (!mem) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for a reduction");
+  t.tmp = mem;
+  char* acc = mem + 2 * levels * LK_RED_BLOCK * t.asize;
+  for (size_t b = 0; b < n; b += LK_RED_BLOCK) {
+    t.base = b;
+    t.len = n - b < LK_RED_BLOCK ? n - b : LK_RED_BLOCK;
+    /* Block b's inputs are read whole before its output is written, so out
+     * may be one of the inputs. */
+    lk_tree_rec(&t, 0, m, acc, 0);
+    lk_red_finish(dt, op, acc, (char*)out + b * t.esize, t.len, ntotal);
+  }
+  free(mem);
   return LIGHTOS_SUCCESS;
 }
 
@@ -438,6 +483,24 @@ static void lk_red_finish_raw(lightos_dtype_t dt, lightos_reduce_op_t op, const 
  * compiler or GPU chose; the canonical one does not). */
 void lk_red_finish(lightos_dtype_t dt, lightos_reduce_op_t op, const void* acc, void* dst,
                    size_t n, uint64_t ntotal) {
+  if ((op != LIGHTOS_OP_AVG || ntotal <= 1) && acc != dst) {
+    /* The copy and the canonical NaN in one pass (no branch: vectorised). */
+    if (dt == LIGHTOS_DTYPE_F32) {
+      const uint32_t* restrict a = acc;
+      uint32_t* restrict u = dst;
+      for (size_t i = 0; i < n; ++i)
+        u[i] = (a[i] & 0x7fffffffu) > 0x7f800000u ? 0x7fc00000u : a[i];
+      return;
+    }
+    if (dt == LIGHTOS_DTYPE_F64) {
+      const uint64_t* restrict a = acc;
+      uint64_t* restrict u = dst;
+      for (size_t i = 0; i < n; ++i)
+        u[i] = (a[i] & 0x7fffffffffffffffull) > 0x7ff0000000000000ull ? 0x7ff8000000000000ull
+                                                                       : a[i];
+      return;
+    }
+  }
   lk_red_finish_raw(dt, op, acc, dst, n, ntotal);
   switch (dt) {
     case LIGHTOS_DTYPE_F32: {

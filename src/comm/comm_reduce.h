@@ -50,6 +50,11 @@ void lk_red_accum(lightos_dtype_t dt, lightos_reduce_op_t op, void* dst, const v
  * an input. */
 lightos_status_t lk_red_tree(lightos_dtype_t dt, lightos_reduce_op_t op, const void* const* in,
                              uint32_t m, bool in_acc, void* out_acc, size_t n);
+/* lk_red_tree then lk_red_finish, block by block while the block is in
+ * cache, into out (element type; may be one of the inputs). */
+lightos_status_t lk_red_tree_finish(lightos_dtype_t dt, lightos_reduce_op_t op,
+                                    const void* const* in, uint32_t m, bool in_acc, void* out,
+                                    size_t n, uint64_t ntotal);
 /* acc -> element type (rounded once); for avg, divided by ntotal first. */
 void lk_red_finish(lightos_dtype_t dt, lightos_reduce_op_t op, const void* acc, void* dst,
                    size_t n, uint64_t ntotal);
