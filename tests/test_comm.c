@@ -398,6 +398,97 @@ static void test_bitwise_splits(void) {
   for (int i = 0; i < NCONTRIB; ++i) free(c[i]);
 }
 
+/* ---- TOPOLOGY by recursive halving = by all-to-all ----------------------- */
+
+/* 4 ranks (recursive halving for types whose accumulator is the element:
+ * f32, f64, integers; multi-contribution bf16; LIGHTOS_COMM_HALVING=1)
+ * against the all-to-all scheme (the default): the same bits, with order-sensitive
+ * values, NaN/Inf/-0 on several ranks, an odd count, in place. */
+static int run_halving_case(lightos_dtype_t dt, lightos_reduce_op_t op, bool multi,
+                            void* const* in, size_t count, void* const* out) {
+  group_t g;
+  if (group_make(&g, MAXR, LIGHTOS_DETERMINISM_TOPOLOGY, NULL)) {
+    FAILF("group: %s", lightos_last_error()->message);
+    return -1;
+  }
+  const size_t es = lightos_dtype_size(dt);
+  lightos_buffer_t b[MAXR][2] = {{0}};
+  int rc = 0;
+  for (uint32_t r = 0; r < MAXR && !rc; ++r) {
+    b[r][0] = buf_with(g.ctx[r], in[r], count * es);
+    b[r][1] = buf_with(g.ctx[r], in[(r + 1) % MAXR], count * es);
+    lightos_status_t s =
+        multi ? lightos_comm_allreduce_multi(b[r], 2, b[r][0], count, dt, op, g.comm[r], NULL)
+              : lightos_comm_allreduce(b[r][0], b[r][0], count, dt, op, g.comm[r], NULL);
+    if (s) {
+      FAILF("allreduce %s %s: %s", lightos_dtype_name(dt), op_name(op),
+            lightos_last_error()->message);
+      rc = -1;
+    }
+  }
+  if (!rc && finish_all(&g)) {
+    FAILF("finish: %s", lightos_last_error()->message);
+    rc = -1;
+  }
+  for (uint32_t r = 0; r < MAXR; ++r) {
+    if (!rc) lightos_buffer_read(b[r][0], 0, count * es, out[r]);
+    for (int k = 0; k < 2; ++k)
+      if (b[r][k]) lightos_buffer_release(b[r][k]);
+  }
+  group_free(&g);
+  return rc;
+}
+
+static void test_halving(void) {
+  static const lightos_dtype_t types[] = {LIGHTOS_DTYPE_F32, LIGHTOS_DTYPE_F64, LIGHTOS_DTYPE_I32,
+                                          LIGHTOS_DTYPE_BF16};
+  static const lightos_reduce_op_t ops[] = {LIGHTOS_OP_SUM, LIGHTOS_OP_MIN, LIGHTOS_OP_AVG,
+                                            LIGHTOS_OP_PROD};
+  const size_t count = 40961;
+  for (size_t ti = 0; ti < sizeof types / sizeof *types; ++ti)
+    for (size_t oi = 0; oi < sizeof ops / sizeof *ops; ++oi) {
+      const lightos_dtype_t dt = types[ti];
+      const lightos_reduce_op_t op = ops[oi];
+      const bool multi = dt == LIGHTOS_DTYPE_BF16; /* bf16 partials travel as f32 */
+      const size_t es = lightos_dtype_size(dt);
+      void *in[MAXR], *h[MAXR], *t[MAXR];
+      for (uint32_t r = 0; r < MAXR; ++r) {
+        in[r] = malloc(count * es);
+        h[r] = malloc(count * es);
+        t[r] = malloc(count * es);
+        for (size_t i = 0; i < count; ++i) {
+          float m = (float)((int64_t)(rnd() % 2000001) - 1000000) / 1e6f;
+          float v = ldexpf(m, (int)(rnd() % 41) - 20);
+          uint64_t k = rnd() % 200;
+          if (k == 0) v = NAN;
+          else if (k == 1) v = r % 2 ? INFINITY : -INFINITY;
+          else if (k == 2) v = -0.0f;
+          if (op == LIGHTOS_OP_PROD) v = k < 3 ? v : 1.0f + m / 4;
+          switch (dt) {
+            case LIGHTOS_DTYPE_F32: ((float*)in[r])[i] = v; break;
+            case LIGHTOS_DTYPE_F64: ((double*)in[r])[i] = (double)v * (1.0 + 0x1p-30 * (double)k); break;
+            case LIGHTOS_DTYPE_I32: ((int32_t*)in[r])[i] = (int32_t)(uint32_t)rnd(); break;
+            default: ((uint16_t*)in[r])[i] = lk_f32_to_bf16(v); break;
+          }
+        }
+      }
+      setenv("LIGHTOS_COMM_HALVING", "1", 1);
+      int rc = run_halving_case(dt, op, multi, in, count, h);
+      setenv("LIGHTOS_COMM_HALVING", "0", 1);
+      rc |= run_halving_case(dt, op, multi, in, count, t);
+      unsetenv("LIGHTOS_COMM_HALVING");
+      for (uint32_t r = 0; r < MAXR && !rc; ++r)
+        LK_CHECK_MSG(!memcmp(h[r], t[r], count * es) && !memcmp(h[r], h[0], count * es),
+                     "TOPOLOGY %s %s%s: rank %u, recursive halving and all-to-all differ",
+                     lightos_dtype_name(dt), op_name(op), multi ? " (2 contributions)" : "", r);
+      for (uint32_t r = 0; r < MAXR; ++r) {
+        free(in[r]);
+        free(h[r]);
+        free(t[r]);
+      }
+    }
+}
+
 /* STRICT's final rounding (the f32 fast path and the generic one) is the
  * correctly rounded value of sum * 2^(E - 48): checked against long double
  * (64-bit mantissa: every int64 sum and its scaling are exact there, and
@@ -842,6 +933,7 @@ int main(void) {
   }
   LK_RUN(test_allreduce_all_levels);
   LK_RUN(test_bitwise_splits);
+  LK_RUN(test_halving);
   LK_RUN(test_strict_rounding);
   LK_RUN(test_strict_specials);
   LK_RUN(test_other_collectives);

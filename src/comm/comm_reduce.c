@@ -287,6 +287,12 @@ static void lk_from_acc(lightos_dtype_t dt, const void* acc, void* dst, size_t n
 
 #define LK_RED_BLOCK 1024
 
+void lk_red_combine(lightos_dtype_t dt, lightos_reduce_op_t op, void* acc, const void* b,
+                    size_t n) {
+  lk_combine_acc(dt, op, acc, b, n);
+}
+
+
 void lk_red_accum(lightos_dtype_t dt, lightos_reduce_op_t op, void* dst, const void* src,
                   size_t n) {
   if (dt != LIGHTOS_DTYPE_F16 && dt != LIGHTOS_DTYPE_BF16) {

@@ -45,6 +45,9 @@ size_t lk_red_acc_size(lightos_dtype_t dt);
 /* dst[i] = dst[i] op src[i], element type (the ring); avg adds. */
 void lk_red_accum(lightos_dtype_t dt, lightos_reduce_op_t op, void* dst, const void* src,
                   size_t n);
+/* acc[i] = acc[i] op b[i], both in the accumulation type (avg adds). */
+void lk_red_combine(lightos_dtype_t dt, lightos_reduce_op_t op, void* acc, const void* b,
+                    size_t n);
 /* out_acc = the fixed tree over in[0..m) (each n elements of the element
  * type, or of the accumulation type when in_acc).  out_acc may not alias
  * an input. */
