@@ -398,6 +398,45 @@ static void test_bitwise_splits(void) {
   for (int i = 0; i < NCONTRIB; ++i) free(c[i]);
 }
 
+/* ---- Large broadcasts: scatter + all-gather -------------------------------- */
+
+/* From 256 KiB on 3+ ranks the host path scatters and all-gathers: every
+ * rank gets the root's bytes, for odd sizes, any root, in place at the
+ * root and apart. */
+static void test_large_broadcast(void) {
+  const size_t sizes[] = {((size_t)1 << 20) + 13, (size_t)256 << 10};
+  for (uint32_t nr = 2; nr <= MAXR; ++nr)
+    for (size_t si = 0; si < 2; ++si)
+      for (uint32_t root = 0; root < nr; root += 2) {
+        const size_t bytes = sizes[si];
+        group_t g;
+        LK_REQUIRE_OK(group_make(&g, nr, LIGHTOS_DETERMINISM_TOPOLOGY, NULL));
+        uint8_t* src = malloc(bytes);
+        uint8_t* out = malloc(bytes);
+        for (size_t i = 0; i < bytes; ++i) src[i] = (uint8_t)rnd();
+        lightos_buffer_t sb = buf_with(g.ctx[root], src, bytes), rb[MAXR];
+        const bool inplace = si == 1;
+        for (uint32_t r = 0; r < nr; ++r) {
+          rb[r] = r == root && inplace ? sb : buf_with(g.ctx[r], NULL, bytes);
+          LK_CHECK_STATUS(lightos_comm_broadcast(r == root ? sb : NULL, rb[r], bytes,
+                                                 LIGHTOS_DTYPE_U8, root, g.comm[r], NULL),
+                          LIGHTOS_SUCCESS);
+        }
+        LK_CHECK_STATUS(finish_all(&g), LIGHTOS_SUCCESS);
+        for (uint32_t r = 0; r < nr; ++r) {
+          memset(out, 0, bytes);
+          lightos_buffer_read(rb[r], 0, bytes, out);
+          LK_CHECK_MSG(!memcmp(out, src, bytes), "broadcast of %zu bytes from %u over %u ranks: "
+                       "rank %u differs", bytes, root, nr, r);
+          if (rb[r] != sb) lightos_buffer_release(rb[r]);
+        }
+        lightos_buffer_release(sb);
+        free(src);
+        free(out);
+        group_free(&g);
+      }
+}
+
 /* ---- TOPOLOGY by recursive halving = by all-to-all ----------------------- */
 
 /* 4 ranks (recursive halving for types whose accumulator is the element:
@@ -937,6 +976,7 @@ int main(void) {
   LK_RUN(test_strict_rounding);
   LK_RUN(test_strict_specials);
   LK_RUN(test_other_collectives);
+  LK_RUN(test_large_broadcast);
   LK_RUN(test_stream_order);
   LK_RUN(test_split);
   LK_RUN(test_timeout_and_abort);

@@ -538,9 +538,49 @@ lightos_status_t lk_algo_reduce(const lk_algo_t* a, const void* send, void* recv
   return s;
 }
 
+/* Broadcasts from this many bytes on 3 or more ranks go as a scatter and
+ * an all-gather: the root sends about 2 buffers instead of n - 1. */
+#define LK_BCAST_SPLIT_MIN ((size_t)256 << 10)
+
+/* Scatter + all-gather (van de Geijn): chunk p goes from the root to rank
+ * p, then every rank passes its chunk to every other (the root's chunk from
+ * the root; nobody sends to the root, which has everything).  One batch
+ * per phase. */
+static lightos_status_t lk_bcast_split(const lk_algo_t* a, void* buf, size_t bytes,
+                                       uint32_t root) {
+  const uint32_t n = a->size, me = a->rank;
+  size_t* offs = malloc((n + 1) * sizeof *offs);
+  lk_xop_t* ops = malloc(2 * (size_t)n * sizeof *ops);
+  if (!offs || !ops) {
+    free(offs);
+    free(ops);
+    return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory");
+  }
+  lk_partition(bytes, 64, n, offs);
+  char* b = buf;
+  size_t k = 0;
+  for (uint32_t p = 0; p < n; ++p) {
+    if (p == root) continue;
+    if (me == root) ops[k++] = (lk_xop_t){true, p, b + offs[p], offs[p + 1] - offs[p]};
+    else if (me == p) ops[k++] = (lk_xop_t){false, root, b + offs[p], offs[p + 1] - offs[p]};
+  }
+  lightos_status_t s = a->x->vtbl->exchange(a->x, ops, k, a->deadline_ns);
+  k = 0;
+  for (uint32_t p = 0; p < n && !s; ++p) {
+    if (p == me) continue;
+    if (p != root) ops[k++] = (lk_xop_t){true, p, b + offs[me], offs[me + 1] - offs[me]};
+    if (me != root) ops[k++] = (lk_xop_t){false, p, b + offs[p], offs[p + 1] - offs[p]};
+  }
+  if (!s) s = a->x->vtbl->exchange(a->x, ops, k, a->deadline_ns);
+  free(offs);
+  free(ops);
+  return s;
+}
+
 lightos_status_t lk_algo_broadcast(const lk_algo_t* a, void* buf, size_t bytes, uint32_t root) {
   const uint32_t n = a->size, me = a->rank;
   if (n == 1 || !bytes) return LIGHTOS_SUCCESS;
+  if (n >= 3 && bytes >= LK_BCAST_SPLIT_MIN) return lk_bcast_split(a, buf, bytes, root);
   if (me != root) {
     lk_xop_t op = {false, root, buf, bytes};
     return a->x->vtbl->exchange(a->x, &op, 1, a->deadline_ns);
