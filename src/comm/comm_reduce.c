@@ -628,11 +628,12 @@ static bool lk_strict_scan_f32(const uint32_t* u, size_t n, int16_t* exps, uint8
   for (size_t b0 = 0; b0 < n; b0 += LK_STRICT_BLOCK) {
     size_t b1 = n - b0 < LK_STRICT_BLOCK ? n : b0 + LK_STRICT_BLOCK;
     uint32_t mx = 0, sp = 0;
-    for (size_t i = b0; i < b1; ++i) {
-      uint32_t x = u[i] & 0x7fffffffu;
-      uint32_t fin = x < 0x7f800000u;
-      sp |= !fin;
-      mx = fin && x > mx ? x : mx;
+    for (size_t i = b0; i < b1; ++i) { /* branch free: vectorised */
+      const uint32_t x = u[i] & 0x7fffffffu;
+      const uint32_t inf = x >= 0x7f800000u;
+      const uint32_t xf = x & (inf - 1u); /* non-finite: 0 */
+      sp |= inf;
+      mx = xf > mx ? xf : mx;
     }
     if (sp) {
       any = true;
@@ -688,14 +689,15 @@ static inline lk_u128 lk_scale_round(uint64_t m, int shift) {
   return q;
 }
 
-/* f32: the same conversion with 64-bit integers only. */
-static void lk_strict_add_f32(const uint32_t* u, size_t n, const int16_t* exps, int64_t* fixed) {
-  for (size_t i = 0; i < n; ++i) {
+/* f32, by integers: round_even(m * 2^shift) added to fixed[i]. */
+static void lk_strict_add_f32_int(const uint32_t* u, size_t lo, size_t hi, int E,
+                                  int64_t* fixed) {
+  for (size_t i = lo; i < hi; ++i) {
     uint32_t x = u[i] & 0x7fffffffu;
     if (x == 0 || x >= 0x7f800000u) continue;
     uint32_t ex = x >> 23;
     uint64_t m = ex ? ((x & 0x7fffffu) | 0x800000u) : x;
-    int shift = (ex ? (int)ex : 1) - 150 + 48 - exps[i / LK_STRICT_BLOCK];
+    int shift = (ex ? (int)ex : 1) - 150 + 48 - E;
     uint64_t v;
     if (shift >= 0) {
       v = m << shift;
@@ -707,6 +709,34 @@ static void lk_strict_add_f32(const uint32_t* u, size_t n, const int16_t* exps, 
       v = q + (rem > half || (rem == half && (q & 1)));
     }
     fixed[i] = (int64_t)((uint64_t)fixed[i] + (u[i] >> 31 ? -v : v));
+  }
+}
+
+/* f32: x * 2^(48 - E) is exact in a double (24 significant bits, below
+ * 2^48 since |x| < 2^E, and far above the smallest double for the blocks
+ * taken here), and adding and removing 1.5 * 2^52 rounds it to an integer,
+ * half to even (round to nearest; this file is built without contraction
+ * or reassociation): the integer path's value, without branches.  Blocks
+ * with E outside [-100, 128] take the integer path. */
+static void lk_strict_add_f32(const uint32_t* u, size_t n, const int16_t* exps, int64_t* fixed) {
+  const double magic = 0x1.8p52;
+  for (size_t b = 0; b < n; b += LK_STRICT_BLOCK) {
+    const size_t end = n - b < LK_STRICT_BLOCK ? n : b + LK_STRICT_BLOCK;
+    const int E = exps[b / LK_STRICT_BLOCK];
+    if (E == LK_STRICT_EXP_ZERO) continue; /* zeros and non-finite values only */
+    if (E < -100 || E > 128) {
+      lk_strict_add_f32_int(u, b, end, E, fixed);
+      continue;
+    }
+    const double scale = ldexp(1.0, 48 - E);
+    for (size_t i = b; i < end; ++i) {
+      float fx;
+      memcpy(&fx, &u[i], 4);
+      /* non-finite values add nothing (they travel as flags) */
+      const double x = (u[i] & 0x7f800000u) == 0x7f800000u ? 0.0 : (double)fx;
+      const double r = (x * scale + magic) - magic;
+      fixed[i] = (int64_t)((uint64_t)fixed[i] + (uint64_t)(int64_t)r);
+    }
   }
 }
 
@@ -804,7 +834,22 @@ void lk_strict_finish(lightos_dtype_t dt, lightos_reduce_op_t op, const void* fi
     int E = exps[i / LK_STRICT_BLOCK];
     bool neg = v < 0;
     if (dt == LIGHTOS_DTYPE_F32 && !avg) {
-      uint64_t m64 = neg ? -(uint64_t)(int64_t)v : (uint64_t)(int64_t)v;
+      const int64_t w = (int64_t)v;
+      if (w) {
+        /* The conversion rounds once, to nearest even (24 bits); when the
+         * scaled result stays normal, scaling is exact: the correctly
+         * rounded value.  Subnormal or overflowing results: the integer
+         * path (one rounding at the right quantum). */
+        const float fw = (float)w;
+        uint32_t b;
+        memcpy(&b, &fw, 4);
+        const int e = (int)((b >> 23) & 0xffu) - 127 + (E - Q);
+        if (e >= -126 && e <= 127) {
+          lk_store_bits(dt, out, i, b + ((uint32_t)(E - Q) << 23));
+          continue;
+        }
+      }
+      uint64_t m64 = neg ? -(uint64_t)w : (uint64_t)w;
       lk_store_bits(dt, out, i, lk_round_bits64(neg, m64, E - Q));
       continue;
     }
