@@ -98,6 +98,32 @@ static uint32_t lk_round_bits64(bool neg, uint64_t mag, int exp2) {
   return sign | (uint32_t)bits;
 }
 
+/* The bits of +-mag * 2^exp2 rounded to nearest even in a binary format
+ * of mant_bits/exp_bits (f16, bf16): lk_round_bits for 64-bit magnitudes
+ * (the STRICT sums of the 16-bit types). */
+static uint64_t lk_round_bits64g(bool neg, uint64_t mag, int exp2, int mant_bits, int exp_bits) {
+  if (!mag) return 0;
+  const int bias = (1 << (exp_bits - 1)) - 1, emin = 1 - bias;
+  const uint64_t sign = neg ? (uint64_t)1 << (mant_bits + exp_bits) : 0;
+  const int e = 63 - __builtin_clzll(mag) + exp2;
+  const int quantum = (e < emin ? emin : e) - mant_bits;
+  const int shift = quantum - exp2;
+  uint64_t q;
+  if (shift <= 0) {
+    q = mag << -shift; /* exact: at most mant_bits + 1 significant bits */
+  } else if (shift > 63) {
+    q = 0;
+  } else {
+    q = mag >> shift;
+    uint64_t rem = mag & ((1ull << shift) - 1), half = 1ull << (shift - 1);
+    q += rem > half || (rem == half && (q & 1));
+  }
+  uint64_t bits = e < emin ? q : ((uint64_t)(e + bias) << mant_bits) + (q - (1ull << mant_bits));
+  const uint64_t inf = (((uint64_t)1 << exp_bits) - 1) << mant_bits;
+  if (bits >= inf) bits = inf;
+  return sign | bits;
+}
+
 float lk_f16_to_f32(uint16_t h) {
   uint32_t sign = (uint32_t)(h & 0x8000) << 16;
   uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff;
@@ -110,17 +136,26 @@ float lk_f16_to_f32(uint16_t h) {
   return lk_u2f(sign | ((exp + 112) << 23) | (man << 13));
 }
 
+/* Round to nearest even, in three cases: too large for f16 (infinity; NaN
+ * becomes the quiet NaN 0x7e00 with its sign); below f16's smallest normal
+ * (an f32 addition of 0.5 puts the value on f16's subnormal grid, rounding
+ * to nearest even in the hardware); normal (the mantissa rounded by adding
+ * 0xfff plus its lowest kept bit, the carry running into the exponent).
+ * Checked against the exact rounding (lk_round_bits) for all 2^32 inputs. */
 uint16_t lk_f32_to_f16(float f) {
-  uint32_t u = lk_f2u(f);
-  bool neg = u >> 31;
-  uint32_t exp = (u >> 23) & 0xff, man = u & 0x7fffff;
-  if (exp == 0xff) return (uint16_t)((neg ? 0x8000 : 0) | 0x7c00 | (man ? 0x200 : 0));
-  if (exp == 0 && man == 0) return neg ? 0x8000 : 0;
-  uint32_t m = exp ? (man | 0x800000u) : man;
-  int e2 = (exp ? (int)exp : 1) - 150;
-  uint16_t r = (uint16_t)lk_round_bits(neg, m, e2, false, 10, 5);
-  if (!(r & 0x7fff) && neg) r = 0x8000; /* keeps the sign of an underflow */
-  return r;
+  const uint32_t u = lk_f2u(f);
+  const uint32_t sign = (u >> 16) & 0x8000u;
+  uint32_t x = u & 0x7fffffffu, o;
+  if (x >= (143u << 23)) { /* >= 65536, inf, NaN */
+    o = x > 0x7f800000u ? 0x7e00u : 0x7c00u;
+  } else if (x < (113u << 23)) { /* below 2^-14: subnormal or zero */
+    const uint32_t half_bits = 126u << 23; /* 0.5f */
+    o = lk_f2u(lk_u2f(x) + lk_u2f(half_bits)) - half_bits;
+  } else {
+    x += ((uint32_t)(15 - 127) << 23) + 0xfffu + ((x >> 13) & 1u);
+    o = x >> 13;
+  }
+  return (uint16_t)(o | sign);
 }
 
 float lk_bf16_to_f32(uint16_t h) { return lk_u2f((uint32_t)h << 16); }
@@ -654,9 +689,33 @@ static bool lk_strict_scan_f32(const uint32_t* u, size_t n, int16_t* exps, uint8
   return any;
 }
 
+/* f16/bf16 elements of [b, b + m) as f32 (exact) into buf. */
+static void lk_half_to_f32(lightos_dtype_t dt, const uint16_t* h, size_t m, uint32_t* buf) {
+  if (dt == LIGHTOS_DTYPE_BF16) {
+    for (size_t i = 0; i < m; ++i) buf[i] = (uint32_t)h[i] << 16;
+  } else {
+    for (size_t i = 0; i < m; ++i) buf[i] = lk_f2u(lk_f16_to_f32(h[i]));
+  }
+}
+
+/* f16/bf16 go through the f32 code on exact f32 copies, a few blocks at a
+ * time: the same values, so the same exponents, classes and fixed-point
+ * integers (Q is 48 for all three). */
+#define LK_HALF_CHUNK (16 * LK_STRICT_BLOCK)
+
 bool lk_strict_scan(lightos_dtype_t dt, const void* in, size_t n, int16_t* exps,
                     uint8_t* special) {
   if (dt == LIGHTOS_DTYPE_F32) return lk_strict_scan_f32(in, n, exps, special);
+  if (dt == LIGHTOS_DTYPE_F16 || dt == LIGHTOS_DTYPE_BF16) {
+    uint32_t buf[LK_HALF_CHUNK];
+    bool any = false;
+    for (size_t b = 0; b < n; b += LK_HALF_CHUNK) {
+      const size_t m = n - b < LK_HALF_CHUNK ? n - b : LK_HALF_CHUNK;
+      lk_half_to_f32(dt, (const uint16_t*)in + b, m, buf);
+      any |= lk_strict_scan_f32(buf, m, exps + b / LK_STRICT_BLOCK, special ? special + b : NULL);
+    }
+    return any;
+  }
   bool any = false;
   for (size_t i = 0; i < n; ++i) {
     lk_fdec_t d;
@@ -744,6 +803,15 @@ void lk_strict_add(lightos_dtype_t dt, const void* in, size_t n, const int16_t* 
                    void* fixed) {
   if (dt == LIGHTOS_DTYPE_F32) {
     lk_strict_add_f32(in, n, exps, fixed);
+    return;
+  }
+  if (dt == LIGHTOS_DTYPE_F16 || dt == LIGHTOS_DTYPE_BF16) {
+    uint32_t buf[LK_HALF_CHUNK];
+    for (size_t b = 0; b < n; b += LK_HALF_CHUNK) {
+      const size_t m = n - b < LK_HALF_CHUNK ? n - b : LK_HALF_CHUNK;
+      lk_half_to_f32(dt, (const uint16_t*)in + b, m, buf);
+      lk_strict_add_f32(buf, m, exps + b / LK_STRICT_BLOCK, (int64_t*)fixed + b);
+    }
     return;
   }
   const int Q = lk_strict_q(dt);
@@ -851,6 +919,12 @@ void lk_strict_finish(lightos_dtype_t dt, lightos_reduce_op_t op, const void* fi
       }
       uint64_t m64 = neg ? -(uint64_t)w : (uint64_t)w;
       lk_store_bits(dt, out, i, lk_round_bits64(neg, m64, E - Q));
+      continue;
+    }
+    if (dt != LIGHTOS_DTYPE_F64 && !avg) { /* f16, bf16 */
+      const int64_t w = (int64_t)v;
+      uint64_t m64 = neg ? -(uint64_t)w : (uint64_t)w;
+      lk_store_bits(dt, out, i, lk_round_bits64g(neg, m64, E - Q, mant_bits, exp_bits));
       continue;
     }
     lk_u128 mag = neg ? -(lk_u128)v : (lk_u128)v;
