@@ -124,17 +124,22 @@ static uint64_t lk_round_bits64g(bool neg, uint64_t mag, int exp2, int mant_bits
   return sign | bits;
 }
 
-float lk_f16_to_f32(uint16_t h) {
-  uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-  uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff;
-  if (exp == 0x1f) return lk_u2f(sign | 0x7f800000u | (man << 13) | (man ? 0x400000u : 0));
-  if (exp == 0) {
-    if (!man) return lk_u2f(sign);
-    float v = (float)man * 0x1p-24f; /* exact */
-    return sign ? -v : v;
-  }
-  return lk_u2f(sign | ((exp + 112) << 23) | (man << 13));
+/* Exact, without branches (the conversion loops vectorise): the exponent
+ * rebias covers normals; infinities and NaNs (made quiet) get the rest of
+ * the f32 exponent range; subnormals are renormalised by one exact f32
+ * subtraction. */
+static inline uint32_t lk_f16_bits_to_f32(uint32_t h) {
+  const uint32_t sign = (h & 0x8000u) << 16;
+  const uint32_t o0 = (h & 0x7fffu) << 13, exp = o0 & 0x0f800000u;
+  const uint32_t o = o0 + ((uint32_t)(127 - 15) << 23);
+  const uint32_t big = o + ((uint32_t)(128 - 16) << 23);
+  const uint32_t big_q = big | (o0 & 0x7fffffu ? 0x400000u : 0u);
+  const uint32_t sub = lk_f2u(lk_u2f(o + (1u << 23)) - lk_u2f(113u << 23));
+  const uint32_t r = exp == 0x0f800000u ? big_q : exp == 0 ? sub : o;
+  return r | sign;
 }
+
+float lk_f16_to_f32(uint16_t h) { return lk_u2f(lk_f16_bits_to_f32(h)); }
 
 /* Round to nearest even, in three cases: too large for f16 (infinity; NaN
  * becomes the quiet NaN 0x7e00 with its sign); below f16's smallest normal
@@ -142,21 +147,18 @@ float lk_f16_to_f32(uint16_t h) {
  * to nearest even in the hardware); normal (the mantissa rounded by adding
  * 0xfff plus its lowest kept bit, the carry running into the exponent).
  * Checked against the exact rounding (lk_round_bits) for all 2^32 inputs. */
-uint16_t lk_f32_to_f16(float f) {
-  const uint32_t u = lk_f2u(f);
+static inline uint32_t lk_f32_bits_to_f16(uint32_t u) {
   const uint32_t sign = (u >> 16) & 0x8000u;
-  uint32_t x = u & 0x7fffffffu, o;
-  if (x >= (143u << 23)) { /* >= 65536, inf, NaN */
-    o = x > 0x7f800000u ? 0x7e00u : 0x7c00u;
-  } else if (x < (113u << 23)) { /* below 2^-14: subnormal or zero */
-    const uint32_t half_bits = 126u << 23; /* 0.5f */
-    o = lk_f2u(lk_u2f(x) + lk_u2f(half_bits)) - half_bits;
-  } else {
-    x += ((uint32_t)(15 - 127) << 23) + 0xfffu + ((x >> 13) & 1u);
-    o = x >> 13;
-  }
-  return (uint16_t)(o | sign);
+  const uint32_t x = u & 0x7fffffffu;
+  const uint32_t big = x > 0x7f800000u ? 0x7e00u : 0x7c00u;   /* >= 65536, inf, NaN */
+  const uint32_t half_bits = 126u << 23;                         /* 0.5f */
+  const uint32_t sub = lk_f2u(lk_u2f(x) + lk_u2f(half_bits)) - half_bits; /* < 2^-14 */
+  const uint32_t nrm = (x + ((uint32_t)(15 - 127) << 23) + 0xfffu + ((x >> 13) & 1u)) >> 13;
+  const uint32_t o = x >= (143u << 23) ? big : x < (113u << 23) ? sub : nrm;
+  return o | sign;
 }
+
+uint16_t lk_f32_to_f16(float f) { return (uint16_t)lk_f32_bits_to_f16(lk_f2u(f)); }
 
 float lk_bf16_to_f32(uint16_t h) { return lk_u2f((uint32_t)h << 16); }
 
@@ -296,7 +298,7 @@ static void lk_to_acc(lightos_dtype_t dt, const void* src, void* acc, size_t n) 
   if (dt == LIGHTOS_DTYPE_F16) {
     const uint16_t* s = src;
     float* d = acc;
-    for (size_t i = 0; i < n; ++i) d[i] = lk_f16_to_f32(s[i]);
+    for (size_t i = 0; i < n; ++i) d[i] = lk_u2f(lk_f16_bits_to_f32(s[i]));
   } else if (dt == LIGHTOS_DTYPE_BF16) {
     const uint16_t* s = src;
     float* d = acc;
@@ -310,7 +312,7 @@ static void lk_from_acc(lightos_dtype_t dt, const void* acc, void* dst, size_t n
   if (dt == LIGHTOS_DTYPE_F16) {
     const float* s = acc;
     uint16_t* d = dst;
-    for (size_t i = 0; i < n; ++i) d[i] = lk_f32_to_f16(s[i]);
+    for (size_t i = 0; i < n; ++i) d[i] = (uint16_t)lk_f32_bits_to_f16(lk_f2u(s[i]));
   } else if (dt == LIGHTOS_DTYPE_BF16) {
     const float* s = acc;
     uint16_t* d = dst;
