@@ -215,82 +215,74 @@ static inline double lk_maxd(double a, double b) {
   return a > b ? a : b;
 }
 
-/* a = a op b over accumulators. */
-static void lk_combine_acc(lightos_dtype_t dt, lightos_reduce_op_t op, void* a, const void* b,
-                           size_t n) {
+/* out = a op b over accumulators, element by element (out may be a). */
+static void lk_combine3_acc(lightos_dtype_t dt, lightos_reduce_op_t op, void* out, const void* a,
+                            const void* b, size_t n) {
+#define LK_COMBINE(T, ADD, MUL, MIN, MAX)                                      \
+  {                                                                            \
+    T* o = out;                                                                \
+    const T* x = a;                                                            \
+    const T* y = b;                                                            \
+    switch (op) {                                                              \
+      case LIGHTOS_OP_SUM:                                                     \
+      case LIGHTOS_OP_AVG:                                                     \
+        for (size_t i = 0; i < n; ++i) o[i] = ADD(x[i], y[i]);                 \
+        break;                                                                 \
+      case LIGHTOS_OP_PROD:                                                    \
+        for (size_t i = 0; i < n; ++i) o[i] = MUL(x[i], y[i]);                 \
+        break;                                                                 \
+      case LIGHTOS_OP_MIN:                                                     \
+        for (size_t i = 0; i < n; ++i) o[i] = MIN(x[i], y[i]);                 \
+        break;                                                                 \
+      case LIGHTOS_OP_MAX:                                                     \
+        for (size_t i = 0; i < n; ++i) o[i] = MAX(x[i], y[i]);                 \
+        break;                                                                 \
+    }                                                                          \
+    return;                                                                    \
+  }
+#define LK_FADD(x, y) ((x) + (y))
+#define LK_FMUL(x, y) ((x) * (y))
+/* integers wrap: the arithmetic in the unsigned type */
+#define LK_ADD_U32(x, y) ((int32_t)((uint32_t)(x) + (uint32_t)(y)))
+#define LK_MUL_U32(x, y) ((int32_t)((uint32_t)(x) * (uint32_t)(y)))
+#define LK_ADD_U64(x, y) ((int64_t)((uint64_t)(x) + (uint64_t)(y)))
+#define LK_MUL_U64(x, y) ((int64_t)((uint64_t)(x) * (uint64_t)(y)))
+#define LK_ADD_U8(x, y) ((uint8_t)((unsigned)(x) + (unsigned)(y)))
+#define LK_MUL_U8(x, y) ((uint8_t)((unsigned)(x) * (unsigned)(y)))
+#define LK_IMIN(x, y) ((y) < (x) ? (y) : (x))
+#define LK_IMAX(x, y) ((y) > (x) ? (y) : (x))
   switch (dt) {
     case LIGHTOS_DTYPE_F16:
     case LIGHTOS_DTYPE_BF16:
-    case LIGHTOS_DTYPE_F32: {
-      float* x = a;
-      const float* y = b;
-      switch (op) {
-        case LIGHTOS_OP_SUM:
-        case LIGHTOS_OP_AVG:
-          for (size_t i = 0; i < n; ++i) x[i] = x[i] + y[i];
-          break;
-        case LIGHTOS_OP_PROD:
-          for (size_t i = 0; i < n; ++i) x[i] = x[i] * y[i];
-          break;
-        case LIGHTOS_OP_MIN:
-          for (size_t i = 0; i < n; ++i) x[i] = lk_minf(x[i], y[i]);
-          break;
-        case LIGHTOS_OP_MAX:
-          for (size_t i = 0; i < n; ++i) x[i] = lk_maxf(x[i], y[i]);
-          break;
-      }
-      return;
-    }
-    case LIGHTOS_DTYPE_F64: {
-      double* x = a;
-      const double* y = b;
-      switch (op) {
-        case LIGHTOS_OP_SUM:
-        case LIGHTOS_OP_AVG:
-          for (size_t i = 0; i < n; ++i) x[i] = x[i] + y[i];
-          break;
-        case LIGHTOS_OP_PROD:
-          for (size_t i = 0; i < n; ++i) x[i] = x[i] * y[i];
-          break;
-        case LIGHTOS_OP_MIN:
-          for (size_t i = 0; i < n; ++i) x[i] = lk_mind(x[i], y[i]);
-          break;
-        case LIGHTOS_OP_MAX:
-          for (size_t i = 0; i < n; ++i) x[i] = lk_maxd(x[i], y[i]);
-          break;
-      }
-      return;
-    }
-#define LK_INT_COMBINE(T, UT)                                                     \
-  {                                                                               \
-    T* x = a;                                                                     \
-    const T* y = b;                                                               \
-    switch (op) {                                                                 \
-      case LIGHTOS_OP_SUM:                                                        \
-      case LIGHTOS_OP_AVG:                                                        \
-        for (size_t i = 0; i < n; ++i) x[i] = (T)((UT)x[i] + (UT)y[i]);           \
-        break;                                                                    \
-      case LIGHTOS_OP_PROD:                                                       \
-        for (size_t i = 0; i < n; ++i) x[i] = (T)((UT)x[i] * (UT)y[i]);           \
-        break;                                                                    \
-      case LIGHTOS_OP_MIN:                                                        \
-        for (size_t i = 0; i < n; ++i) x[i] = y[i] < x[i] ? y[i] : x[i];          \
-        break;                                                                    \
-      case LIGHTOS_OP_MAX:                                                        \
-        for (size_t i = 0; i < n; ++i) x[i] = y[i] > x[i] ? y[i] : x[i];          \
-        break;                                                                    \
-    }                                                                             \
-    return;                                                                       \
-  }
+    case LIGHTOS_DTYPE_F32:
+      LK_COMBINE(float, LK_FADD, LK_FMUL, lk_minf, lk_maxf)
+    case LIGHTOS_DTYPE_F64:
+      LK_COMBINE(double, LK_FADD, LK_FMUL, lk_mind, lk_maxd)
     case LIGHTOS_DTYPE_I32:
-      LK_INT_COMBINE(int32_t, uint32_t)
+      LK_COMBINE(int32_t, LK_ADD_U32, LK_MUL_U32, LK_IMIN, LK_IMAX)
     case LIGHTOS_DTYPE_I64:
-      LK_INT_COMBINE(int64_t, uint64_t)
+      LK_COMBINE(int64_t, LK_ADD_U64, LK_MUL_U64, LK_IMIN, LK_IMAX)
     case LIGHTOS_DTYPE_U8:
     case LIGHTOS_DTYPE_BOOL:
-      LK_INT_COMBINE(uint8_t, unsigned)
-#undef LK_INT_COMBINE
+      LK_COMBINE(uint8_t, LK_ADD_U8, LK_MUL_U8, LK_IMIN, LK_IMAX)
   }
+#undef LK_COMBINE
+#undef LK_FADD
+#undef LK_FMUL
+#undef LK_ADD_U32
+#undef LK_MUL_U32
+#undef LK_ADD_U64
+#undef LK_MUL_U64
+#undef LK_ADD_U8
+#undef LK_MUL_U8
+#undef LK_IMIN
+#undef LK_IMAX
+}
+
+/* a = a op b over accumulators. */
+static void lk_combine_acc(lightos_dtype_t dt, lightos_reduce_op_t op, void* a, const void* b,
+                           size_t n) {
+  lk_combine3_acc(dt, op, a, a, b, n);
 }
 
 /* Element type -> accumulator. */
@@ -365,30 +357,9 @@ static const void* lk_tree_leaf(const lk_tree_ctx_t* t, uint32_t i, void* buf) {
   return buf;
 }
 
-/* out = a op b over accumulators (out may be a).  Float sums and products
- * in one pass (the same IEEE operation per element as lk_combine_acc). */
+/* out = a op b over accumulators (out may be a). */
 static void lk_combine3(const lk_tree_ctx_t* t, void* out, const void* a, const void* b) {
-  const bool mul = t->op == LIGHTOS_OP_PROD;
-  if (out != a && out != b && (mul || t->op == LIGHTOS_OP_SUM || t->op == LIGHTOS_OP_AVG)) {
-    if (t->asize == 4 && lk_red_dtype_is_float(t->dt)) {
-      float* restrict o = out;
-      const float* restrict x = a;
-      const float* restrict y = b;
-      if (mul) for (size_t i = 0; i < t->len; ++i) o[i] = x[i] * y[i];
-      else for (size_t i = 0; i < t->len; ++i) o[i] = x[i] + y[i];
-      return;
-    }
-    if (t->dt == LIGHTOS_DTYPE_F64) {
-      double* restrict o = out;
-      const double* restrict x = a;
-      const double* restrict y = b;
-      if (mul) for (size_t i = 0; i < t->len; ++i) o[i] = x[i] * y[i];
-      else for (size_t i = 0; i < t->len; ++i) o[i] = x[i] + y[i];
-      return;
-    }
-  }
-  if (out != a) memcpy(out, a, t->len * t->asize);
-  lk_combine_acc(t->dt, t->op, out, b, t->len);
+  lk_combine3_acc(t->dt, t->op, out, a, b, t->len);
 }
 
 static void lk_tree_rec(const lk_tree_ctx_t* t, uint32_t lo, uint32_t hi, void* out,
