@@ -492,58 +492,45 @@ static void lk_red_finish_raw(lightos_dtype_t dt, lightos_reduce_op_t op, const 
   lk_from_acc(dt, acc, dst, n);
 }
 
+/* dst[i] = src[i] with every NaN made the type's canonical quiet NaN (dst
+ * may be src; other types: a copy).  The bits move through memcpy (the
+ * data was written as floats), without branches: the loops vectorise. */
+static void lk_canon_copy(lightos_dtype_t dt, const void* src, void* dst, size_t n) {
+#define LK_CANON(T, ABS, INF, QNAN)                                        \
+  for (size_t i = 0; i < n; ++i) {                                         \
+    T v;                                                                   \
+    memcpy(&v, (const char*)src + i * sizeof(T), sizeof(T));               \
+    v = (T)(v & ABS) > INF ? (T)QNAN : v;                                  \
+    memcpy((char*)dst + i * sizeof(T), &v, sizeof(T));                     \
+  }                                                                        \
+  return;
+  switch (dt) {
+    case LIGHTOS_DTYPE_F32:
+      LK_CANON(uint32_t, 0x7fffffffu, 0x7f800000u, 0x7fc00000u)
+    case LIGHTOS_DTYPE_F64:
+      LK_CANON(uint64_t, 0x7fffffffffffffffull, 0x7ff0000000000000ull, 0x7ff8000000000000ull)
+    case LIGHTOS_DTYPE_F16:
+      LK_CANON(uint16_t, 0x7fffu, 0x7c00u, 0x7e00u)
+    case LIGHTOS_DTYPE_BF16:
+      LK_CANON(uint16_t, 0x7fffu, 0x7f80u, 0x7fc0u)
+    default:
+      if (src != dst) memmove(dst, src, n * lightos_dtype_size(dt));
+      return;
+  }
+#undef LK_CANON
+}
+
 /* The result of a reduction: NaNs become the type's canonical quiet NaN
  * (which NaN payload an addition passes on depends on the operand order a
  * compiler or GPU chose; the canonical one does not). */
 void lk_red_finish(lightos_dtype_t dt, lightos_reduce_op_t op, const void* acc, void* dst,
                    size_t n, uint64_t ntotal) {
-  if ((op != LIGHTOS_OP_AVG || ntotal <= 1) && acc != dst) {
-    /* The copy and the canonical NaN in one pass (no branch: vectorised). */
-    if (dt == LIGHTOS_DTYPE_F32) {
-      const uint32_t* restrict a = acc;
-      uint32_t* restrict u = dst;
-      for (size_t i = 0; i < n; ++i)
-        u[i] = (a[i] & 0x7fffffffu) > 0x7f800000u ? 0x7fc00000u : a[i];
-      return;
-    }
-    if (dt == LIGHTOS_DTYPE_F64) {
-      const uint64_t* restrict a = acc;
-      uint64_t* restrict u = dst;
-      for (size_t i = 0; i < n; ++i)
-        u[i] = (a[i] & 0x7fffffffffffffffull) > 0x7ff0000000000000ull ? 0x7ff8000000000000ull
-                                                                       : a[i];
-      return;
-    }
+  if ((op != LIGHTOS_OP_AVG || ntotal <= 1) && lk_red_acc_size(dt) == lightos_dtype_size(dt)) {
+    lk_canon_copy(dt, acc, dst, n); /* the copy and the canonical NaN in one pass */
+    return;
   }
   lk_red_finish_raw(dt, op, acc, dst, n, ntotal);
-  switch (dt) {
-    case LIGHTOS_DTYPE_F32: {
-      uint32_t* u = dst;
-      for (size_t i = 0; i < n; ++i)
-        if ((u[i] & 0x7fffffffu) > 0x7f800000u) u[i] = 0x7fc00000u;
-      return;
-    }
-    case LIGHTOS_DTYPE_F64: {
-      uint64_t* u = dst;
-      for (size_t i = 0; i < n; ++i)
-        if ((u[i] & 0x7fffffffffffffffull) > 0x7ff0000000000000ull) u[i] = 0x7ff8000000000000ull;
-      return;
-    }
-    case LIGHTOS_DTYPE_F16: {
-      uint16_t* u = dst;
-      for (size_t i = 0; i < n; ++i)
-        if ((u[i] & 0x7fffu) > 0x7c00u) u[i] = 0x7e00u;
-      return;
-    }
-    case LIGHTOS_DTYPE_BF16: {
-      uint16_t* u = dst;
-      for (size_t i = 0; i < n; ++i)
-        if ((u[i] & 0x7fffu) > 0x7f80u) u[i] = 0x7fc0u;
-      return;
-    }
-    default:
-      return;
-  }
+  lk_canon_copy(dt, dst, dst, n);
 }
 
 /* ---- STRICT --------------------------------------------------------------- */
