@@ -75,33 +75,11 @@ static uint64_t lk_round_bits(bool neg, lk_u128 mag, int exp2, bool sticky, int 
   return sign | bits;
 }
 
-/* f32 bits of +-mag * 2^exp2 rounded to nearest even: lk_round_bits for
- * 64-bit magnitudes (the STRICT f32 sums). */
-static uint32_t lk_round_bits64(bool neg, uint64_t mag, int exp2) {
-  if (!mag) return 0;
-  uint32_t sign = neg ? 0x80000000u : 0;
-  int e = 63 - __builtin_clzll(mag) + exp2;
-  int quantum = (e < -126 ? -126 : e) - 23;
-  int shift = quantum - exp2;
-  uint64_t q;
-  if (shift <= 0) {
-    q = mag << -shift; /* exact: fewer than 24 significant bits */
-  } else if (shift > 63) {
-    q = 0;
-  } else {
-    q = mag >> shift;
-    uint64_t rem = mag & ((1ull << shift) - 1), half = 1ull << (shift - 1);
-    q += rem > half || (rem == half && (q & 1));
-  }
-  uint64_t bits = e < -126 ? q : ((uint64_t)(e + 127) << 23) + (q - (1ull << 23));
-  if (bits >= 0x7f800000u) bits = 0x7f800000u;
-  return sign | (uint32_t)bits;
-}
 
 /* The bits of +-mag * 2^exp2 rounded to nearest even in a binary format
- * of mant_bits/exp_bits (f16, bf16): lk_round_bits for 64-bit magnitudes
- * (the STRICT sums of the 16-bit types). */
-static uint64_t lk_round_bits64g(bool neg, uint64_t mag, int exp2, int mant_bits, int exp_bits) {
+ * of mant_bits/exp_bits: lk_round_bits for 64-bit magnitudes (the STRICT
+ * sums of f32, f16, bf16). */
+static uint64_t lk_round_bits64(bool neg, uint64_t mag, int exp2, int mant_bits, int exp_bits) {
   if (!mag) return 0;
   const int bias = (1 << (exp_bits - 1)) - 1, emin = 1 - bias;
   const uint64_t sign = neg ? (uint64_t)1 << (mant_bits + exp_bits) : 0;
@@ -389,52 +367,46 @@ static void lk_tree_rec(const lk_tree_ctx_t* t, uint32_t lo, uint32_t hi, void* 
   lk_combine3(t, out, left, right);
 }
 
-lightos_status_t lk_red_tree(lightos_dtype_t dt, lightos_reduce_op_t op, const void* const* in,
-                             uint32_t m, bool in_acc, void* out_acc, size_t n) {
-  if (m == 0) return LK_FAIL(LIGHTOS_INTERNAL, "a reduction of no inputs");
-  lk_tree_ctx_t t = {.dt = dt, .op = op, .in = in, .in_acc = in_acc,
-                     .esize = lightos_dtype_size(dt), .asize = lk_red_acc_size(dt)};
-  if (m == 1) {
-    if (in_acc) memcpy(out_acc, in[0], n * t.asize);
-    else lk_to_acc(dt, in[0], out_acc, n);
-    return LIGHTOS_SUCCESS;
-  }
-  size_t levels = 2;
-  for (uint32_t v = m; v > 1; v = (v + 1) / 2) levels++;
-  t.tmp = malloc(2 * levels * LK_RED_BLOCK * t.asize);
-  if (!t.tmp) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for a reduction");
-  for (size_t b = 0; b < n; b += LK_RED_BLOCK) {
-    t.base = b;
-    t.len = n - b < LK_RED_BLOCK ? n - b : LK_RED_BLOCK;
-    lk_tree_rec(&t, 0, m, (char*)out_acc + b * t.asize, 0);
-  }
-  free(t.tmp);
-  return LIGHTOS_SUCCESS;
-}
-
-lightos_status_t lk_red_tree_finish(lightos_dtype_t dt, lightos_reduce_op_t op,
-                                    const void* const* in, uint32_t m, bool in_acc, void* out,
-                                    size_t n, uint64_t ntotal) {
+/* The tree block by block.  finish false: the accumulators into out;
+ * true: each block finished (lk_red_finish) into out, element type, while
+ * it is in cache; a block's inputs are read whole before its output is
+ * written, so out may then be one of the inputs. */
+static lightos_status_t lk_tree_blocks(lightos_dtype_t dt, lightos_reduce_op_t op,
+                                       const void* const* in, uint32_t m, bool in_acc, void* out,
+                                       size_t n, bool finish, uint64_t ntotal) {
   if (m == 0) return LK_FAIL(LIGHTOS_INTERNAL, "a reduction of no inputs");
   lk_tree_ctx_t t = {.dt = dt, .op = op, .in = in, .in_acc = in_acc,
                      .esize = lightos_dtype_size(dt), .asize = lk_red_acc_size(dt)};
   size_t levels = 2;
   for (uint32_t v = m; v > 1; v = (v + 1) / 2) levels++;
-  /* the tree's temporaries, then one block of accumulators */
-  char* mem = malloc((2 * levels + 1) * LK_RED_BLOCK * t.asize);
+  /* the tree's temporaries, then (finish) one block of accumulators */
+  char* mem = malloc((2 * levels + finish) * LK_RED_BLOCK * t.asize);
   if (!mem) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for a reduction");
   t.tmp = mem;
   char* acc = mem + 2 * levels * LK_RED_BLOCK * t.asize;
   for (size_t b = 0; b < n; b += LK_RED_BLOCK) {
     t.base = b;
     t.len = n - b < LK_RED_BLOCK ? n - b : LK_RED_BLOCK;
-    /* Block b's inputs are read whole before its output is written, so out
-     * may be one of the inputs. */
+    if (!finish) {
+      lk_tree_rec(&t, 0, m, (char*)out + b * t.asize, 0);
+      continue;
+    }
     lk_tree_rec(&t, 0, m, acc, 0);
     lk_red_finish(dt, op, acc, (char*)out + b * t.esize, t.len, ntotal);
   }
   free(mem);
   return LIGHTOS_SUCCESS;
+}
+
+lightos_status_t lk_red_tree(lightos_dtype_t dt, lightos_reduce_op_t op, const void* const* in,
+                             uint32_t m, bool in_acc, void* out_acc, size_t n) {
+  return lk_tree_blocks(dt, op, in, m, in_acc, out_acc, n, false, 0);
+}
+
+lightos_status_t lk_red_tree_finish(lightos_dtype_t dt, lightos_reduce_op_t op,
+                                    const void* const* in, uint32_t m, bool in_acc, void* out,
+                                    size_t n, uint64_t ntotal) {
+  return lk_tree_blocks(dt, op, in, m, in_acc, out, n, true, ntotal);
 }
 
 static void lk_red_finish_raw(lightos_dtype_t dt, lightos_reduce_op_t op, const void* acc,
@@ -878,13 +850,13 @@ void lk_strict_finish(lightos_dtype_t dt, lightos_reduce_op_t op, const void* fi
         }
       }
       uint64_t m64 = neg ? -(uint64_t)w : (uint64_t)w;
-      lk_store_bits(dt, out, i, lk_round_bits64(neg, m64, E - Q));
+      lk_store_bits(dt, out, i, lk_round_bits64(neg, m64, E - Q, 23, 8));
       continue;
     }
     if (dt != LIGHTOS_DTYPE_F64 && !avg) { /* f16, bf16 */
       const int64_t w = (int64_t)v;
       uint64_t m64 = neg ? -(uint64_t)w : (uint64_t)w;
-      lk_store_bits(dt, out, i, lk_round_bits64g(neg, m64, E - Q, mant_bits, exp_bits));
+      lk_store_bits(dt, out, i, lk_round_bits64(neg, m64, E - Q, mant_bits, exp_bits));
       continue;
     }
     lk_u128 mag = neg ? -(lk_u128)v : (lk_u128)v;
