@@ -654,7 +654,7 @@ static void halve_comb(lightos_dtype_t dt, int op, const uint8_t* a, const uint8
 
 /* The recursive-halving allreduce of comm_nccl.c run on the host: per
  * segment the pairwise reduce-scatters (step k pairs r and r ^ 2^k, on the
- * regions lk_nccl_halve_regions gives), the pair allreduce of the last
+ * regions lk_halve_regions gives), the pair allreduce of the last
  * step, the finishing kernel's element function on the allreduced region,
  * the all-gathers in reverse; the tail through sim_tree.  inplace: out[r]
  * holds the input. */
@@ -667,9 +667,9 @@ static void sim_halve(uint32_t n, lightos_dtype_t dt, int op, size_t count, size
   uint8_t* const* src = inplace ? out : in;
   for (size_t base = 0; base < body; base += segc) {
     const size_t len = body - base < segc ? body - base : segc;
-    size_t off[MAXR * 2][LK_NCCL_MAXSTEP + 1];
+    size_t off[MAXR * 2][LK_HALVE_MAXSTEP + 1], hi[LK_HALVE_MAXSTEP + 1];
     uint32_t steps = 0;
-    for (uint32_t r = 0; r < n; ++r) steps = lk_nccl_halve_regions(n, r, base, len, off[r]);
+    for (uint32_t r = 0; r < n; ++r) steps = lk_halve_regions(n, r, base, len, off[r], hi);
     for (uint32_t k = 0; k < steps; ++k) {
       const size_t half = len >> (k + 1);
       const bool last = k + 1 == steps;

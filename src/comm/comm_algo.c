@@ -353,20 +353,6 @@ out:
  * type (or multi-contribution data, which the all-to-all moves in the
  * accumulation type too). */
 
-/* Rank me's region before step k: [lo[k], hi[k]); k = 0 .. steps. */
-static uint32_t lk_halve_regions(uint32_t n, uint32_t me, size_t count, size_t* lo, size_t* hi) {
-  uint32_t k = 0;
-  lo[0] = 0;
-  hi[0] = count;
-  for (; (1u << k) < n; ++k) {
-    const size_t mid = lo[k] + (hi[k] - lo[k]) / 2;
-    const bool upper = (me >> k) & 1u;
-    lo[k + 1] = upper ? mid : lo[k];
-    hi[k + 1] = upper ? hi[k] : mid;
-  }
-  return k;
-}
-
 static bool lk_halving_applies(const lk_algo_t* a, size_t in_esize, lightos_dtype_t dt,
                                size_t count) {
   const uint32_t n = a->size;
@@ -374,13 +360,22 @@ static bool lk_halving_applies(const lk_algo_t* a, size_t in_esize, lightos_dtyp
          in_esize == lk_red_acc_size(dt) && lk_env_flag("LIGHTOS_COMM_HALVING", false);
 }
 
+/* The part of this rank's step-k region that it gives away (its
+ * partner's region after step k): [*glo, *ghi). */
+static void lk_halve_other(const size_t* lo, const size_t* hi, uint32_t k, size_t* glo,
+                           size_t* ghi) {
+  const bool lower = lo[k + 1] == lo[k];
+  *glo = lower ? hi[k + 1] : lo[k];
+  *ghi = lower ? hi[k] : lo[k + 1];
+}
+
 static lightos_status_t lk_allreduce_halving(const lk_algo_t* a, const void* data, void* recv,
                                              size_t count, lightos_dtype_t dt,
                                              lightos_reduce_op_t op, uint64_t ntotal) {
   const uint32_t n = a->size, me = a->rank;
   const size_t asize = lk_red_acc_size(dt), esize = lightos_dtype_size(dt);
-  size_t lo[32], hi[32];
-  const uint32_t steps = lk_halve_regions(n, me, count, lo, hi);
+  size_t lo[LK_HALVE_MAXSTEP + 1], hi[LK_HALVE_MAXSTEP + 1];
+  const uint32_t steps = lk_halve_regions(n, me, 0, count, lo, hi);
   /* The working partials: recv itself when the types agree. */
   char* w = asize == esize ? recv : lk_tmp(a, LK_SCR_ACC, count * asize);
   char* r = lk_tmp(a, LK_SCR_RECV, (count - count / 2) * asize);
@@ -394,9 +389,8 @@ static lightos_status_t lk_allreduce_halving(const lk_algo_t* a, const void* dat
   lightos_status_t s = LIGHTOS_SUCCESS;
   for (uint32_t k = 0; k < steps && !s; ++k) {
     const uint32_t peer = me ^ (1u << k);
-    /* the half this rank gives away: the other half of its region */
-    const size_t glo = lo[k + 1] == lo[k] ? hi[k + 1] : lo[k];
-    const size_t ghi = lo[k + 1] == lo[k] ? hi[k] : lo[k + 1];
+    size_t glo, ghi;
+    lk_halve_other(lo, hi, k, &glo, &ghi);
     const size_t keep = hi[k + 1] - lo[k + 1];
     lk_xop_t ops[2] = {{true, peer, w + glo * asize, (ghi - glo) * asize},
                        {false, peer, r, keep * asize}};
@@ -408,8 +402,8 @@ static lightos_status_t lk_allreduce_halving(const lk_algo_t* a, const void* dat
                   hi[steps] - lo[steps], ntotal);
     for (uint32_t k = steps; k-- > 0 && !s;) {
       const uint32_t peer = me ^ (1u << k);
-      const size_t glo = lo[k + 1] == lo[k] ? hi[k + 1] : lo[k];
-      const size_t ghi = lo[k + 1] == lo[k] ? hi[k] : lo[k + 1];
+      size_t glo, ghi;
+      lk_halve_other(lo, hi, k, &glo, &ghi);
       lk_xop_t ops[2] = {
           {true, peer, (char*)recv + lo[k + 1] * esize, (hi[k + 1] - lo[k + 1]) * esize},
           {false, peer, (char*)recv + glo * esize, (ghi - glo) * esize}};

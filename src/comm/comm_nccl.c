@@ -1283,17 +1283,6 @@ static lightos_status_t lk_nl_tree_op(lk_nl_dev_t* d, lk_nl_lane_t* l, CUstream 
  * staging buffer of its own (a copy in and out, the buffer grown to the
  * segment); its NCCL calls are the same as the other ranks'. */
 
-uint32_t lk_nccl_halve_regions(uint32_t n, uint32_t me, size_t base, size_t len,
-                               size_t off[LK_NCCL_MAXSTEP + 1]) {
-  uint32_t k = 0;
-  off[0] = base;
-  for (; k < LK_NCCL_MAXSTEP && (1u << k) < n; ++k) {
-    len /= 2;
-    off[k + 1] = off[k] + (((me >> k) & 1u) ? len : 0);
-  }
-  return k;
-}
-
 uint32_t lk_nccl_halve_pair(uint32_t i, uint32_t k) {
   return ((i >> (k + 1)) << k) | (i & ((1u << k) - 1u));
 }
@@ -1363,8 +1352,8 @@ static lightos_status_t lk_nl_halve_down(lk_nl_dev_t* d, lk_nl_lane_t* l, CUstre
     CUresult r = d->api->cuMemcpyDtoDAsync_v2(g->in, g->user_in, g->len * es, M);
     if (r) return lk_cu_fail(d->cu, r, "cuMemcpyDtoDAsync", "staging a misaligned buffer");
   }
-  size_t off[LK_NCCL_MAXSTEP + 1];
-  const uint32_t steps = lk_nccl_halve_regions(n, d->c->rank, g->base, g->len, off);
+  size_t off[LK_HALVE_MAXSTEP + 1], hi[LK_HALVE_MAXSTEP + 1];
+  const uint32_t steps = lk_halve_regions(n, d->c->rank, g->base, g->len, off, hi);
   CUdeviceptr in = g->in + (CUdeviceptr)(g->base * es);
   for (uint32_t k = 0; k + 1 < steps; ++k) {
     const CUdeviceptr out = g->out + (CUdeviceptr)(off[k + 1] * es);
@@ -1384,8 +1373,8 @@ static lightos_status_t lk_nl_halve_down(lk_nl_dev_t* d, lk_nl_lane_t* l, CUstre
 /* The finishing kernel on the allreduced region of a segment, on st. */
 static lightos_status_t lk_nl_halve_fin(lk_nl_dev_t* d, CUstream st, const lk_nl_job_t* j,
                                         const lk_nl_hseg_t* g, CUdeviceptr flag) {
-  size_t off[LK_NCCL_MAXSTEP + 1];
-  const uint32_t steps = lk_nccl_halve_regions(d->c->size, d->c->rank, g->base, g->len, off);
+  size_t off[LK_HALVE_MAXSTEP + 1], hi[LK_HALVE_MAXSTEP + 1];
+  const uint32_t steps = lk_halve_regions(d->c->size, d->c->rank, g->base, g->len, off, hi);
   const size_t es = lightos_dtype_size(j->op->dtype);
   int kdt = (int)j->op->dtype, kop = (int)j->op->op;
   CUdeviceptr buf = g->out + (CUdeviceptr)(off[steps - 1] * es);
@@ -1407,8 +1396,8 @@ static lightos_status_t lk_nl_halve_up(lk_nl_dev_t* d, lk_nl_lane_t* l, CUstream
                                        const lk_nl_job_t* j, const lk_nl_hseg_t* g) {
   const uint32_t n = d->c->size;
   const size_t es = lightos_dtype_size(j->op->dtype);
-  size_t off[LK_NCCL_MAXSTEP + 1];
-  const uint32_t steps = lk_nccl_halve_regions(n, d->c->rank, g->base, g->len, off);
+  size_t off[LK_HALVE_MAXSTEP + 1], hi[LK_HALVE_MAXSTEP + 1];
+  const uint32_t steps = lk_halve_regions(n, d->c->rank, g->base, g->len, off, hi);
   for (uint32_t k = steps - 1; k-- > 0;) {
     ncclResult_t r = d->nccl->ncclAllGather(
         (const void*)(uintptr_t)(g->out + (CUdeviceptr)(off[k + 1] * es)),

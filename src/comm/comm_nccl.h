@@ -54,11 +54,8 @@ bool lk_nccl_plan_equal(const lk_nccl_plan_t* pl, size_t s);
  * The elements [0, body) go in segments of segc elements (both multiples
  * of 64 n); the rest through the tree pipeline. */
 #define LK_NCCL_MAXSTEP 16
-/* Offsets of rank me's region in the halving of [base, base + len):
- * off[0] = base, off[k + 1] after step k (length len >> (k + 1)).
- * Returns K. */
-uint32_t lk_nccl_halve_regions(uint32_t n, uint32_t me, size_t base, size_t len,
-                               size_t off[LK_NCCL_MAXSTEP + 1]);
+/* The regions: lk_halve_regions (comm_reduce.h); segments' lengths are
+ * multiples of n, so every region of step k holds len >> k elements. */
 uint32_t lk_nccl_halve_pair(uint32_t i, uint32_t k);
 size_t lk_nccl_halve_body(uint32_t n, size_t count);
 /* Elements per segment for segments of about segb bytes. */

@@ -505,6 +505,20 @@ void lk_red_finish(lightos_dtype_t dt, lightos_reduce_op_t op, const void* acc, 
   lk_canon_copy(dt, dst, dst, n);
 }
 
+uint32_t lk_halve_regions(uint32_t n, uint32_t me, size_t base, size_t len, size_t* lo,
+                          size_t* hi) {
+  uint32_t k = 0;
+  lo[0] = base;
+  hi[0] = base + len;
+  for (; k < LK_HALVE_MAXSTEP && (1u << k) < n; ++k) {
+    const size_t mid = lo[k] + (hi[k] - lo[k]) / 2;
+    const bool upper = (me >> k) & 1u;
+    lo[k + 1] = upper ? mid : lo[k];
+    hi[k + 1] = upper ? hi[k] : mid;
+  }
+  return k;
+}
+
 /* ---- STRICT --------------------------------------------------------------- */
 
 size_t lk_strict_fixed_size(lightos_dtype_t dt) {

@@ -62,6 +62,16 @@ lightos_status_t lk_red_tree_finish(lightos_dtype_t dt, lightos_reduce_op_t op,
 void lk_red_finish(lightos_dtype_t dt, lightos_reduce_op_t op, const void* acc, void* dst,
                    size_t n, uint64_t ntotal);
 
+/* Recursive halving over n = 2^K ranks (the fixed tree built from pairs,
+ * host path and CUDA path): step k pairs rank r with r ^ 2^k, and the pair
+ * splits the region both hold, the rank with bit k clear keeping the lower
+ * part (the shorter one when the length is odd).  Rank me's region before
+ * step k is [lo[k], hi[k]), k = 0 .. K, starting from [base, base + len);
+ * returns K (at most LK_HALVE_MAXSTEP: the arrays hold K + 1 entries). */
+#define LK_HALVE_MAXSTEP 31
+uint32_t lk_halve_regions(uint32_t n, uint32_t me, size_t base, size_t len, size_t* lo,
+                          size_t* hi);
+
 /* STRICT.  Bytes per fixed-point element (8 or 16). */
 size_t lk_strict_fixed_size(lightos_dtype_t dt);
 /* Merges in[0..n) (starting at a block boundary) into exps (max) and,
