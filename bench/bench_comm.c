@@ -34,6 +34,8 @@
  * clock.  Under MPI each iteration's time is the maximum over the ranks.
  * The table shows the median.  The number of timed iterations is what fits
  * in --budget-ms (from the warm-up's time), at least 3 and at most --iters.
+ * The last column, "issue (us)", is LightOS's median time to issue the
+ * operation on every local rank (the host's part of the time).
  *
  * size is the per-rank total buffer as in nccl-tests: the buffer of
  * allreduce, broadcast and reduce, the send buffer of reduce_scatter and
@@ -1001,13 +1003,14 @@ static int side_check(int side, int c, size_t cnt, char* why, size_t cap) {
  * wrong (why: FAIL ...) or a call failed (why: ERROR ...). */
 typedef struct meas {
   double us;
+  double issue_us; /* median time to issue the operation on every local rank */
   int iters;
   bool wrong;
   char why[1024];
 } meas_t;
 
 static meas_t run_side(int side, const op_args_t* a) {
-  meas_t m = {NAN, 0, false, ""};
+  meas_t m = {NAN, NAN, 0, false, ""};
   side_fill(side, a->c, a->cnt);
   world_barrier();
   /* The checked operation. */
@@ -1042,6 +1045,7 @@ static meas_t run_side(int side, const op_args_t* a) {
     if (n > opt.iters) n = opt.iters;
   }
   double* t = xmalloc((size_t)n * sizeof *t);
+  double* ti = xmalloc((size_t)n * sizeof *ti);
   /* v[1]: a rank failed in the warm-up (all agree; skip the timing).  A
    * rank that fails while timing keeps calling the barrier, so that every
    * rank reaches the agreement below (the others' operations fail too, at
@@ -1050,6 +1054,7 @@ static meas_t run_side(int side, const op_args_t* a) {
     world_barrier();
     t0 = now_ms();
     if (!rc) rc = side_issue(side, a);
+    ti[i] = (now_ms() - t0) * 1e3;
     if (!rc) rc = side_wait(side);
     t[i] = (now_ms() - t0) * 1e3;
     if (rc && !W.mpi) break;
@@ -1058,12 +1063,16 @@ static meas_t run_side(int side, const op_args_t* a) {
   if (world_fail(rc != 0, why, sizeof why)) {
     snprintf(m.why, sizeof m.why, "%s", why);
     free(t);
+    free(ti);
     return m;
   }
   world_max(t, n);
+  world_max(ti, n);
   m.us = median(t, (size_t)n);
+  m.issue_us = median(ti, (size_t)n);
   m.iters = n;
   free(t);
+  free(ti);
   return m;
 }
 
@@ -1125,10 +1134,11 @@ static void print_table_head(int c, int level) {
     snprintf(h, sizeof h, "%s busbw", g_base[b].name);
     printf(" %14s | %6s |", h, g_nbase > 1 ? (b ? "r/mpi" : "r/nccl") : "ratio");
   }
+  printf(" %10s |", "issue (us)");
   printf("\n|-------------:|------------:|------|-------|-----:|------:|------------:|"
          "----------:|----------:|");
   for (int b = 0; b < (g_nbase ? g_nbase : 1); ++b) printf("---------------:|-------:|");
-  printf("\n");
+  printf("-----------:|\n");
 }
 
 static void run_table(int c, int level) {
@@ -1146,7 +1156,7 @@ static void run_table(int c, int level) {
       char why[300];
       if (!side_supports(g_base[b].side, c, cnt, why, sizeof why)) {
         /* Not measured: the column says "-". */
-        *bm = (meas_t){NAN, 0, false, ""};
+        *bm = (meas_t){NAN, NAN, 0, false, ""};
         static bool said[C_COUNT][2];
         if (g_printer && !said[c][b]) printf("(baseline %s: %s)\n", g_base[b].name, why);
         said[c][b] = true;
@@ -1201,7 +1211,10 @@ static void run_table(int c, int level) {
       printf(" %14s | %6s |", bs, rs);
       L->base_busbw[b] = bb;
     }
-    printf("\n");
+    char is[24];
+    if (isnan(m.issue_us)) snprintf(is, sizeof is, "-");
+    else snprintf(is, sizeof is, "%.1f", m.issue_us);
+    printf(" %10s |\n", is);
     fflush(stdout);
   }
 }
