@@ -62,6 +62,8 @@ step selftest "./$BUILD/lightos" selftest
 # at every level against NCCL (one process driving every GPU, and one
 # process per GPU under mpirun).
 if want comm; then
+  # Where NVLink joins the GPUs, in-process groups must exchange by peer copies.
+  if nvidia-smi topo -m 2>/dev/null | grep -q 'NV[0-9]'; then export LIGHTOS_TEST_REQUIRE_P2P=1; fi
   step comm:test-gpu "./$BUILD/tests/test_comm_gpu"
   for n in 2 4 8; do
     [ "$ngpu" -ge "$n" ] || continue
@@ -75,13 +77,16 @@ if want comm; then
   done
   [ "$ngpu" -ge 2 ] && step comm:all-colls-2gpu "./$BUILD/bench/bench_comm" --ranks 2 \
     --devices cuda --colls all --min 64M --max 64M --levels none,topology
-  # The other TOPOLOGY algorithm (the tree pipeline: all-to-all, tree
-  # kernel, all-gather) for comparison, and the example's digests: the
-  # same TOPOLOGY and STRICT bits on 1, 2, 4 (8) GPUs.
+  # The other TOPOLOGY algorithms for comparison: recursive halving (what
+  # one process per GPU runs) and the tree pipeline over NCCL (all-to-all,
+  # tree kernel, all-gather), both without peer copies; and the example's
+  # digests: the same TOPOLOGY and STRICT bits on 1, 2, 4 (8) GPUs.
   for n in 2 4 8; do
     [ "$ngpu" -ge "$n" ] || continue
-    step "comm:tree-pipeline-${n}gpu" env LIGHTOS_NCCL_HALVING=0 "./$BUILD/bench/bench_comm" \
-      --ranks "$n" --devices cuda --min 256M --max 256M --levels topology
+    step "comm:halving-${n}gpu" env LIGHTOS_NCCL_P2P=0 "./$BUILD/bench/bench_comm" \
+      --ranks "$n" --devices cuda --min 1M --max 256M --step-factor 4 --levels topology
+    step "comm:tree-pipeline-${n}gpu" env LIGHTOS_NCCL_P2P=0 LIGHTOS_NCCL_HALVING=0 \
+      "./$BUILD/bench/bench_comm" --ranks "$n" --devices cuda --min 256M --max 256M --levels topology
   done
   for n in 1 2 4 8; do
     [ "$ngpu" -ge "$n" ] || continue

@@ -47,6 +47,7 @@
 
 static lightos_context_t g_cpu[MAXR];
 static lightos_context_t g_gpu[MAXR];
+static bool g_require_p2p; /* LIGHTOS_TEST_REQUIRE_P2P=1 */
 static uint32_t g_ngpu;
 static char g_nogpu_why[300];
 static int g_nccl_version;
@@ -1146,10 +1147,13 @@ static double getd(lightos_dtype_t dt, const void* p, size_t i) {
 }
 
 /* GPU results against the CPU group's: bit for bit, or (NONE floats)
- * within the type's rounding of the magnitudes. */
-static void compare(const char* what, lightos_dtype_t dt, lightos_reduce_op_t op, size_t count,
-                    uint32_t n, uint8_t* const* in, uint8_t* const* got, uint8_t* const* want,
-                    size_t bytes, bool exact) {
+ * within the type's rounding of the magnitudes.  n ranks' results are
+ * checked; element i of rank r reduced the terms in[t][r * in_stride + i]
+ * for t < nterms (in_stride: the count for reduce_scatter, else 0). */
+static void compare_terms(const char* what, lightos_dtype_t dt, lightos_reduce_op_t op,
+                          size_t count, uint32_t n, uint32_t nterms, size_t in_stride,
+                          uint8_t* const* in, uint8_t* const* got, uint8_t* const* want,
+                          size_t bytes, bool exact) {
   int bad = 0;
   for (uint32_t r = 0; r < n && bad < 4; ++r) {
     if (exact) {
@@ -1172,8 +1176,27 @@ static void compare(const char* what, lightos_dtype_t dt, lightos_reduce_op_t op
       continue;
     }
     for (size_t i = 0; i < count && bad < 4; ++i) {
-      double g = getd(dt, got[r], i), w = getd(dt, want[r], i), mag = 0;
-      for (uint32_t t = 0; t < n; ++t) mag += fabs(getd(dt, in[t], i));
+      double g = getd(dt, got[r], i), w = getd(dt, want[r], i), mag = 0, up = 1, lo = 1;
+      for (uint32_t t = 0; t < nterms; ++t) {
+        const double x = fabs(getd(dt, in[t], r * in_stride + i));
+        mag += x;
+        up *= x > 1 ? x : 1;
+        lo *= x < 1 ? x : 1;
+      }
+      /* Where the order of the steps decides whether a partial sum or
+       * product overflows (or a product underflows to zero), the vendor's
+       * order may give Inf, NaN or 0 where the tree's is finite, or the
+       * reverse: NONE promises nothing there. */
+      const double tmax = dt == LIGHTOS_DTYPE_F16    ? 65504.0
+                          : dt == LIGHTOS_DTYPE_BF16 ? 0x1.fep127
+                          : dt == LIGHTOS_DTYPE_F32  ? FLT_MAX
+                                                     : DBL_MAX;
+      const double tmin = dt == LIGHTOS_DTYPE_F16    ? 0x1p-14
+                          : dt == LIGHTOS_DTYPE_F64  ? DBL_MIN
+                                                     : FLT_MIN;
+      const bool order_decides = op == LIGHTOS_OP_PROD ? (up > tmax || (lo > 0 && lo < tmin))
+                                                       : mag > tmax;
+      if (order_decides) continue;
       double ulp = dt == LIGHTOS_DTYPE_F16 ? 0x1p-9 : dt == LIGHTOS_DTYPE_BF16 ? 0x1p-6 : 0x1p-20;
       /* NONE makes no bitwise promise: the vendor may round each step in
        * the element type (NCCL's avg multiplies every input by 1/n in
@@ -1185,7 +1208,7 @@ static void compare(const char* what, lightos_dtype_t dt, lightos_reduce_op_t op
                                                : 0x1p-1074;
       if (fabs(w) > mag) mag = fabs(w); /* products */
       bool ok = (g != g && w != w) || g == w ||
-                fabs(g - w) <= mag * ulp * n + 2.0 * (n + 1) * tiny + 1e-30 ||
+                fabs(g - w) <= mag * ulp * nterms + 2.0 * (nterms + 1) * tiny + 1e-30 ||
                 (isinf(w) && fabs(g) > 1e30) || (isinf(g) && fabs(w) > 1e30);
       if (!ok) {
         FAILF("%s %s %s n=%u rank %u [%zu]: %.9g, CPU group %.9g", what, lightos_dtype_name(dt),
@@ -1194,6 +1217,12 @@ static void compare(const char* what, lightos_dtype_t dt, lightos_reduce_op_t op
       }
     }
   }
+}
+
+static void compare(const char* what, lightos_dtype_t dt, lightos_reduce_op_t op, size_t count,
+                    uint32_t n, uint8_t* const* in, uint8_t* const* got, uint8_t* const* want,
+                    size_t bytes, bool exact) {
+  compare_terms(what, dt, op, count, n, n, 0, in, got, want, bytes, exact);
 }
 
 /* The same allreduce on the GPU group gg and the CPU group gc (as many
@@ -1342,8 +1371,10 @@ static void test_gpu_host_path_matches(void) {
  * the odd cases). */
 static void test_gpu_algorithms(void) {
   if (!need_gpus(2)) return;
-  static const char* const names[] = {"recursive halving", "tree pipeline", "host path"};
-  for (uint32_t n = 2; n <= 4 && n <= g_ngpu; n *= 2)
+  enum { NA = 4 };
+  static const char* const names[NA] = {"recursive halving", "tree pipeline", "host path",
+                                        "peer copies"};
+  for (uint32_t n = 2; n <= g_ngpu && n <= MAXR; n *= 2)
     for (int di = 0; di < 2; ++di)
       for (int oi = 0; oi < 4; ++oi) {
         const lightos_dtype_t dt = di ? LIGHTOS_DTYPE_F64 : LIGHTOS_DTYPE_F32;
@@ -1352,7 +1383,7 @@ static void test_gpu_algorithms(void) {
         const size_t count = ((size_t)1 << 20) + 77; /* a tail too */
         const size_t bytes = count * lightos_dtype_size(dt);
         if (!(oi & 1)) unsetenv("LIGHTOS_NCCL_HALVING_SEGMENT_KB");
-        uint8_t *in[MAXR], *out[3][MAXR];
+        uint8_t *in[MAXR], *out[NA][MAXR];
         for (uint32_t r = 0; r < n; ++r) {
           in[r] = malloc(bytes);
           gen(dt, in[r], count, oi == 0 || oi == 3, oi == 0 || oi == 3);
@@ -1362,10 +1393,11 @@ static void test_gpu_algorithms(void) {
               if (dt == LIGHTOS_DTYPE_F64) ((double*)in[r])[i] = v;
               else ((float*)in[r])[i] = (float)v;
             }
-          for (int a = 0; a < 3; ++a) out[a][r] = malloc(bytes);
+          for (int a = 0; a < NA; ++a) out[a][r] = malloc(bytes);
         }
-        for (int a = 0; a < 3; ++a) {
+        for (int a = 0; a < NA; ++a) {
           setenv("LIGHTOS_NCCL_HALVING_SCAN_KB", "0", 1);
+          if (a < 2) setenv("LIGHTOS_NCCL_P2P", "0", 1);
           if (a == 1) setenv("LIGHTOS_NCCL_HALVING", "0", 1);
           if (a == 2) setenv("LIGHTOS_COMM_NCCL", "0", 1);
           grp_t g;
@@ -1373,10 +1405,12 @@ static void test_gpu_algorithms(void) {
           unsetenv("LIGHTOS_NCCL_HALVING");
           unsetenv("LIGHTOS_COMM_NCCL");
           unsetenv("LIGHTOS_NCCL_HALVING_SCAN_KB");
+          unsetenv("LIGHTOS_NCCL_P2P");
           LK_REQUIRE(s == LIGHTOS_SUCCESS);
-          const uint64_t before = lk_nccl_halving_ops();
+          const uint64_t before = lk_nccl_halving_ops(), p2p_before = lk_nccl_p2p_ops();
           int rc = run_coll(&g, C_ALLREDUCE, dt, op, count, in, out[a], a == 1);
           const uint64_t ran = lk_nccl_halving_ops() - before;
+          const uint64_t p2p = lk_nccl_p2p_ops() - p2p_before;
           grp_free(&g);
           if (rc) continue;
           if (a == 0 && g_nccl_version)
@@ -1384,6 +1418,20 @@ static void test_gpu_algorithms(void) {
                          lightos_dtype_name(dt), (unsigned long long)ran, n);
           if (a != 0)
             LK_CHECK_MSG(ran == 0, "%s ran recursive halving", names[a]);
+          if (a != 3)
+            LK_CHECK_MSG(p2p == 0, "%s exchanged by peer copies", names[a]);
+          else if (g_nccl_version && p2p != n) {
+            /* Peer copies need peer access between every pair of GPUs;
+             * scripts/gpu-check.sh requires them where NVLink joins the GPUs. */
+            if (g_require_p2p)
+              FAILF("%u GPUs: %llu of %u ranks exchanged by peer copies", n,
+                    (unsigned long long)p2p, n);
+            else
+              printf("NOTE %u GPUs: no peer copies here (LIGHTOS_LOG=info says why)\n", n);
+          }
+          /* RUN on the host path is the ring, another order once there are
+           * more than 2 ranks: it promises the same bits run to run only. */
+          if (a == 2 && lv == LIGHTOS_DETERMINISM_RUN && n > 2) continue;
           for (uint32_t r = 0; r < n; ++r)
             LK_CHECK_MSG(!memcmp(out[a][r], out[0][0], bytes),
                          "%u GPUs %s %s %s: rank %u of the %s differs from rank 0 of the %s", n,
@@ -1392,7 +1440,7 @@ static void test_gpu_algorithms(void) {
         }
         for (uint32_t r = 0; r < n; ++r) {
           free(in[r]);
-          for (int a = 0; a < 3; ++a) free(out[a][r]);
+          for (int a = 0; a < NA; ++a) free(out[a][r]);
         }
         setenv("LIGHTOS_NCCL_HALVING_SEGMENT_KB", "256", 1);
       }
@@ -1445,7 +1493,8 @@ static void test_gpu_other_collectives(void) {
                 g1[m] = got[r];
                 w1[m++] = want[r];
               }
-            compare(what, dt2, LIGHTOS_OP_SUM, rb / es, m, in, g1, w1, rb, exact);
+            compare_terms(what, dt2, LIGHTOS_OP_SUM, rb / es, m, n,
+                          kind == C_REDUCE_SCATTER ? count : 0, in, g1, w1, rb, exact);
           }
         }
         for (uint32_t r = 0; r < n; ++r) {
@@ -1807,6 +1856,10 @@ int main(void) {
   setenv("LIGHTOS_CPU_THREADS", "1", 0);
   setenv("LIGHTOS_NCCL_SEGMENT_KB", "64", 1); /* many pipeline segments on small data */
   setenv("LIGHTOS_NCCL_HALVING_SEGMENT_KB", "256", 1); /* and halving segments */
+  /* In-process groups exchange by peer copies whatever the size (where the
+   * GPUs have peer access); test_gpu_algorithms also runs without. */
+  setenv("LIGHTOS_NCCL_P2P_MIN_KB", "0", 1);
+  g_require_p2p = getenv("LIGHTOS_TEST_REQUIRE_P2P") && atoi(getenv("LIGHTOS_TEST_REQUIRE_P2P"));
   setenv("NCCL_NVLS_ENABLE", "0", 0);          /* NVLink multicast is not what is tested */
   for (int r = 0; r < MAXR; ++r) {
     char uri[16];

@@ -62,6 +62,9 @@ size_t lk_nccl_halve_body(uint32_t n, size_t count);
 size_t lk_nccl_halve_segc(uint32_t n, size_t es, size_t segb);
 /* Allreduces issued by recursive halving so far in this process. */
 uint64_t lk_nccl_halving_ops(void);
+/* Operations whose exchange went by peer copies so far in this process
+ * (one per rank and operation). */
+uint64_t lk_nccl_p2p_ops(void);
 
 /* libnccl: its version code (e.g. 22809 for 2.28.9), or 0 with the reason
  * why it cannot be used. */

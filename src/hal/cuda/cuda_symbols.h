@@ -43,6 +43,18 @@ typedef struct lk_CUuuid_st {
   char bytes[16];
 } CUuuid;
 typedef int CUdevice_attribute;
+typedef struct lk_CUmempool_st* CUmemoryPool;
+/* CUmemAccessDesc: a device (location type 1, id = ordinal) and its
+ * access (3: read and write). */
+typedef struct lk_CUmemAccessDesc {
+  struct {
+    int type;
+    int id;
+  } location;
+  int flags;
+} CUmemAccessDesc;
+#define CU_MEM_LOCATION_TYPE_DEVICE 1
+#define CU_MEM_ACCESS_FLAGS_PROT_READWRITE 3
 typedef int CUfunction_attribute;
 
 #define CUDA_SUCCESS 0
@@ -131,6 +143,28 @@ typedef int CUfunction_attribute;
 #define CU_EVENT_DISABLE_TIMING 0x2u
 #define CU_MEMHOSTALLOC_PORTABLE 0x1u
 #define CU_MEMHOSTALLOC_DEVICEMAP 0x2u
+/* Stream memory operations: wait until (int32_t)(*addr - value) >= 0;
+ * a plain 32-bit write ordered after the stream's earlier work. */
+#define CU_STREAM_WAIT_VALUE_GEQ 0x0u
+#define CU_STREAM_WRITE_VALUE_DEFAULT 0x0u
+/* One operation of cuStreamBatchMemOp (CUstreamBatchMemOpParams_v1: 48
+ * bytes, the operation code first; wait and write share one layout). */
+#define CU_STREAM_MEM_OP_WAIT_VALUE_32 1u
+#define CU_STREAM_MEM_OP_WRITE_VALUE_32 2u
+typedef union lk_CUstreamBatchMemOpParams {
+  unsigned int operation;
+  struct {
+    unsigned int operation;
+    CUdeviceptr address;
+    union {
+      unsigned int value;
+      unsigned long long value64;
+    } v;
+    unsigned int flags;
+    CUdeviceptr alias;
+  } value; /* waitValue and writeValue */
+  unsigned long long pad[6];
+} CUstreamBatchMemOpParams;
 
 /* hipDeviceAttribute_t values (ROCm >= 5.0 numbering, hip_runtime_api.h)
  * for the CU_DEVICE_ATTRIBUTE_* the backend reads; lk_hip_attr() maps. */
@@ -190,6 +224,9 @@ typedef struct lk_nvrtcProgram_st* nvrtcProgram;
   X(0, 0, CUresult, cuMemAllocAsync, hipMallocAsync,                                          \
     (CUdeviceptr* dptr, size_t size, CUstream stream))                                        \
   X(0, 0, CUresult, cuMemFreeAsync, hipFreeAsync, (CUdeviceptr dptr, CUstream stream))        \
+  X(0, 0, CUresult, cuDeviceGetMemPool, LK_NO_HIP, (CUmemoryPool* pool, CUdevice dev))      \
+  X(0, 0, CUresult, cuMemPoolSetAccess, LK_NO_HIP,                                            \
+    (CUmemoryPool pool, const CUmemAccessDesc* map, size_t count))                            \
   X(1, 1, CUresult, cuMemHostAlloc, hipHostMalloc,                                            \
     (void** ptr, size_t size, unsigned int flags))                                            \
   X(1, 1, CUresult, cuMemFreeHost, hipHostFree, (void* ptr))                                  \
@@ -220,6 +257,12 @@ typedef struct lk_nvrtcProgram_st* nvrtcProgram;
   X(1, 1, CUresult, cuStreamDestroy_v2, hipStreamDestroy, (CUstream stream))                  \
   X(1, 1, CUresult, cuStreamSynchronize, hipStreamSynchronize, (CUstream stream))             \
   X(1, 1, CUresult, cuStreamQuery, hipStreamQuery, (CUstream stream))                         \
+  X(0, 0, CUresult, cuStreamWaitValue32_v2, LK_NO_HIP,                                        \
+    (CUstream stream, CUdeviceptr addr, unsigned int value, unsigned int flags))              \
+  X(0, 0, CUresult, cuStreamWriteValue32_v2, LK_NO_HIP,                                       \
+    (CUstream stream, CUdeviceptr addr, unsigned int value, unsigned int flags))              \
+  X(0, 0, CUresult, cuStreamBatchMemOp_v2, LK_NO_HIP,                                         \
+    (CUstream stream, unsigned int count, CUstreamBatchMemOpParams* params, unsigned int flags)) \
   X(1, 1, CUresult, cuEventCreate, hipEventCreateWithFlags,                                   \
     (CUevent* event, unsigned int flags))                                                     \
   X(1, 1, CUresult, cuEventDestroy_v2, hipEventDestroy, (CUevent event))                      \
