@@ -73,6 +73,11 @@ if want comm; then
       step "comm:allreduce-${n}proc" env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
         mpirun -np "$n" --bind-to none "./$BUILD/bench/bench_comm" --mpi --devices cuda \
         --min 256M --max 256M --levels none,topology,strict
+      # Peer copies between processes (opt-in until measured here).
+      step "comm:allreduce-${n}proc-p2p" env OMPI_ALLOW_RUN_AS_ROOT=1 \
+        OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 LIGHTOS_NCCL_P2P_RANKS=1 LIGHTOS_LOG=info \
+        mpirun -np "$n" --bind-to none "./$BUILD/bench/bench_comm" --mpi --devices cuda \
+        --min 16M --max 256M --step-factor 4 --levels topology
     fi
   done
   [ "$ngpu" -ge 2 ] && step comm:all-colls-2gpu "./$BUILD/bench/bench_comm" --ranks 2 \

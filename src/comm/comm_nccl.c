@@ -112,6 +112,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <float.h>
 #include <limits.h>
 #include <math.h>
@@ -120,7 +121,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "comm/comm_cuda_kernels.h"
 #include "comm/comm_internal.h"
@@ -542,7 +545,14 @@ struct lk_nl_group {
   /* Peer copies: per rank a PUSH and a DONE word (LK_NL_FLAG_*), in
    * pinned host memory every GPU of the group polls; NULL: none. */
   volatile uint32_t* flags;
+  CUdeviceptr flags_dev;  /* the same words as the GPUs address them */
   const lk_cuda_api_t* api;
+  /* A group of processes (lk_nl_p2p_setup_ranks): the flags are a POSIX
+   * shared memory segment registered with CUDA, the peers' exchange areas
+   * are opened from CUDA IPC handles, and the all-gather is NCCL's. */
+  bool ranks;
+  void* shm;
+  size_t shm_bytes;
   atomic_uint release_value; /* what an abort sets every flag to (0: none yet) */
   bool leak_flags;       /* a rank went with work unfinished (lock) */
   CUdeviceptr x[LK_NL_P2P_MAX]; /* every rank's exchange areas */
@@ -648,6 +658,7 @@ static void lk_nl_lane_abort(lk_nl_dev_t* d, lk_nl_lane_t* l) {
  * reason); with siblings, every rank of its in-process group too.  Call
  * with no lane lock and no wlock held.  Keeps the thread's error record. */
 static void lk_nl_p2p_release(lk_nl_group_t* g);
+static void lk_nl_p2p_ranks_undo(lk_nl_dev_t* d, lk_nl_group_t* g);
 
 static void lk_nl_fatal(lk_nl_dev_t* d, const char* why, bool siblings) {
   lk_nl_err_t saved;
@@ -1140,7 +1151,7 @@ static lightos_status_t lk_nl_pipe_gather_all(const lk_nl_pipe_t* p) {
  * ever. */
 
 static CUdeviceptr lk_nl_flag(const lk_nl_group_t* g, uint32_t rank, uint32_t which) {
-  return (CUdeviceptr)(uintptr_t)(g->flags + (size_t)rank * LK_NL_FLAG_WORDS + which);
+  return g->flags_dev + (CUdeviceptr)(((size_t)rank * LK_NL_FLAG_WORDS + which) * 4u);
 }
 
 /* A list of stream memory operations: writes and waits (>=) of flags. */
@@ -1325,6 +1336,11 @@ static lightos_status_t lk_nl_p2p_run(const lk_nl_pipe_t* p) {
                      p->l->x, stride, me, n, p->out + (CUdeviceptr)(out_off * oes), len,
                      p->ntotal);
     }
+    if (!s && p->ag && g->ranks) {
+      LK_NL_PROF(4, i == 0);
+      s = lk_nl_pipe_ag(p, i); /* processes: NCCL's all-gather */
+      continue;
+    }
     if (!s && p->ag) {
       lk_nl_memops_t m = {.n = 0};
       lk_nl_memop(&m, true, lk_nl_flag(g, me, LK_NL_FLAG_RED), S);
@@ -1332,7 +1348,7 @@ static lightos_status_t lk_nl_p2p_run(const lk_nl_pipe_t* p) {
     }
     LK_NL_PROF(4, i == 0);
   }
-  if (!s && p->ag) {
+  if (!s && p->ag && !g->ranks) {
     /* Publish this rank's receive buffer; the pairs whose other rank came
      * first are this rank's to issue. */
     pthread_mutex_lock(&g->lock);
@@ -2651,7 +2667,8 @@ static void lk_nl_destroy(lk_comm_t* c) {
       *x = NULL;
     }
     pthread_mutex_unlock(&g->lock);
-    if (last && g->flags && !g->leak_flags && !lk_cu_make_current(d->cu))
+    if (last && g->ranks && !g->leak_flags) lk_nl_p2p_ranks_undo(d, g);
+    else if (last && g->flags && !g->leak_flags && !lk_cu_make_current(d->cu))
       g->api->cuMemFreeHost((void*)g->flags);
     if (last) {
       free(g->xs);
@@ -2734,8 +2751,14 @@ static void lk_nl_p2p_setup(lk_nl_group_t* g, lk_nl_dev_t* const* devs, uint32_t
     why = "no pinned host memory for the flags";
   }
   if (!why) {
+    CUdeviceptr dp = 0;
+    if (api->cuMemHostGetDevicePointer_v2(&dp, host, 0) || dp != (CUdeviceptr)(uintptr_t)host)
+      why = "the flags' device address differs from the host's (no unified addressing)";
+  }
+  if (!why) {
     memset(host, 0, bytes);
     g->flags = host;
+    g->flags_dev = (CUdeviceptr)(uintptr_t)host;
     g->api = api;
     /* Every GPU writes its DONE word and waits for it (unified addressing:
      * the host address is the device address in every context). */
@@ -2889,6 +2912,159 @@ typedef struct lk_nl_hello {
   char uuid[48];
 } lk_nl_hello_t;
 
+/* Peer copies for a group of processes on one machine (lightos_comm_init_rank,
+ * lightos_comm_init_mpi), collectively over the host transport: each rank
+ * exports its exchange areas (cuIpcGetMemHandle) and opens the others'
+ * (peer access enabled by the driver), rank 0 creates the flags as a POSIX
+ * shared memory segment that every rank maps and registers with CUDA; the
+ * all-gather stays NCCL's (receive buffers come from each process's own
+ * memory pool, which other processes cannot open).  Not the default yet
+ * (LIGHTOS_NCCL_P2P_RANKS=1, on every rank): it has not run on GPUs.  Any
+ * rank that cannot: every rank goes without, logged. */
+typedef struct lk_nl_p2p_hello {
+  uint32_t want, pid;
+  uint64_t key;            /* rank 0's: the segment's name */
+  char host[64], boot[40]; /* one machine */
+  CUipcMemHandle x;
+} lk_nl_p2p_hello_t;
+
+static void lk_nl_p2p_shm_name(char* name, size_t cap, uint64_t key) {
+  snprintf(name, cap, "/lightos-p2p-%016llx", (unsigned long long)key);
+}
+
+static void lk_nl_p2p_ranks_undo(lk_nl_dev_t* d, lk_nl_group_t* g) {
+  const lk_cuda_api_t* api = d->api;
+  (void)lk_cu_make_current(d->cu);
+  for (uint32_t q = 0; q < g->n; ++q)
+    if (q != d->c->rank && g->x[q]) api->cuIpcCloseMemHandle(g->x[q]);
+  if (g->flags_dev) api->cuMemHostUnregister(g->shm);
+  if (g->shm) munmap(g->shm, g->shm_bytes);
+  g->shm = NULL;
+  g->flags = NULL;
+  g->flags_dev = 0;
+}
+
+static lightos_status_t lk_nl_p2p_setup_ranks(lk_nl_dev_t* d, const lk_algo_t* a) {
+  const lk_cuda_api_t* api = d->api;
+  const uint32_t n = d->c->size, me = d->c->rank;
+  const size_t bytes = (size_t)n * LK_NL_FLAG_WORDS * sizeof(uint32_t);
+  lk_nl_p2p_hello_t mine;
+  memset(&mine, 0, sizeof mine);
+  mine.want = lk_env_flag("LIGHTOS_NCCL_P2P_RANKS", false) &&
+              lk_env_flag("LIGHTOS_NCCL_P2P", true) && n >= 2 && n <= LK_NL_P2P_MAX && d->q.x &&
+              api->cuIpcGetMemHandle && api->cuIpcOpenMemHandle_v2 && api->cuIpcCloseMemHandle &&
+              api->cuMemHostRegister_v2 && api->cuMemHostUnregister &&
+              api->cuStreamWaitValue32_v2 && api->cuStreamWriteValue32_v2 && api->cuMemcpyAsync;
+  mine.pid = (uint32_t)getpid();
+  if (mine.want && (lk_cu_make_current(d->cu) || api->cuIpcGetMemHandle(&mine.x, d->q.x)))
+    mine.want = 0;
+  gethostname(mine.host, sizeof mine.host - 1);
+  FILE* f = fopen("/proc/sys/kernel/random/boot_id", "r");
+  if (f) {
+    if (!fgets(mine.boot, sizeof mine.boot, f)) mine.boot[0] = 0;
+    fclose(f);
+  }
+  char name[64] = "";
+  int fd = -1;
+  if (me == 0 && mine.want) {
+    /* A name nobody else holds: the time, the process and an address. */
+    mine.key = (lk_now_ns() * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)mine.pid << 32) ^
+               (uint64_t)(uintptr_t)&mine;
+    lk_nl_p2p_shm_name(name, sizeof name, mine.key);
+    fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR, 0600);
+    if (fd < 0) name[0] = 0; /* not ours to unlink */
+    if (fd < 0 || ftruncate(fd, (off_t)bytes)) mine.want = 0; /* zero filled */
+  }
+  lk_nl_p2p_hello_t* all = calloc(n, sizeof *all);
+  lightos_status_t s = all ? LIGHTOS_SUCCESS : LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory");
+  if (!s) {
+    all[me] = mine;
+    s = lk_algo_allgather(a, &all[me], all, sizeof mine);
+  }
+  bool go = !s;
+  for (uint32_t r = 0; go && r < n; ++r) {
+    go = all[r].want && !strcmp(all[r].host, all[0].host) && !strcmp(all[r].boot, all[0].boot);
+    for (uint32_t q = r + 1; go && q < n; ++q) go = all[r].pid != all[q].pid;
+  }
+  lk_nl_group_t* g = go ? calloc(1, sizeof *g + (size_t)n * sizeof(lk_nl_dev_t*)) : NULL;
+  uint8_t ok = g != NULL;
+  if (ok) {
+    g->n = n;
+    g->live = 1;
+    g->api = api;
+    g->ranks = true;
+    g->shm_bytes = bytes;
+    if (me != 0) {
+      char theirs[64];
+      lk_nl_p2p_shm_name(theirs, sizeof theirs, all[0].key);
+      fd = shm_open(theirs, O_RDWR, 0600);
+    }
+    void* m = fd >= 0 ? mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
+    ok = m != MAP_FAILED;
+    if (ok) g->shm = m;
+    CUdeviceptr dp = 0;
+    if (ok && (lk_cu_make_current(d->cu) ||
+               api->cuMemHostRegister_v2(m, bytes, CU_MEMHOSTREGISTER_PORTABLE |
+                                                       CU_MEMHOSTREGISTER_DEVICEMAP)))
+      ok = 0;
+    if (ok && api->cuMemHostGetDevicePointer_v2(&dp, m, 0)) {
+      api->cuMemHostUnregister(m);
+      ok = 0;
+    }
+    if (ok) {
+      g->flags = m;
+      g->flags_dev = dp;
+    }
+    g->x[me] = d->q.x;
+    for (uint32_t q = 0; q < n && ok; ++q)
+      if (q != me &&
+          api->cuIpcOpenMemHandle_v2(&g->x[q], all[q].x, CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS)) {
+        g->x[q] = 0;
+        ok = 0;
+      }
+    if (ok) { /* this GPU writes and waits on the segment */
+      CUresult r = api->cuStreamWriteValue32_v2(d->q.aux, lk_nl_flag(g, me, LK_NL_FLAG_DONE), 1u,
+                                                CU_STREAM_WRITE_VALUE_DEFAULT);
+      if (!r)
+        r = api->cuStreamWaitValue32_v2(d->q.aux, lk_nl_flag(g, me, LK_NL_FLAG_DONE), 1u,
+                                        CU_STREAM_WAIT_VALUE_GEQ);
+      if (!r) r = api->cuStreamSynchronize(d->q.aux);
+      ok = !r && g->flags[(size_t)me * LK_NL_FLAG_WORDS + LK_NL_FLAG_DONE] == 1u;
+      if (ok) g->flags[(size_t)me * LK_NL_FLAG_WORDS + LK_NL_FLAG_DONE] = 0;
+    }
+  }
+  if (fd >= 0) close(fd);
+  if (go) { /* every rank that went this far, and only those, agrees here */
+    uint8_t oks[LK_NL_P2P_MAX];
+    oks[me] = ok;
+    s = lk_algo_allgather(a, &oks[me], oks, 1);
+    for (uint32_t r = 0; r < n; ++r) ok = ok && !s && oks[r];
+  } else {
+    ok = 0;
+  }
+  if (me == 0 && name[0]) shm_unlink(name); /* every rank has it mapped, or gave up */
+  if (!ok) {
+    if (g) {
+      lk_nl_p2p_ranks_undo(d, g);
+      free(g);
+    }
+    if (go || mine.want)
+      LK_LOG_INFO("comm: rank %u: no peer copies between the processes", me);
+    free(all);
+    return s;
+  }
+  free(all);
+  /* Every rank's GPU waits for every other one's flags from now on. */
+  g->devs[me] = d;
+  pthread_mutex_init(&g->lock, NULL);
+  d->group = g;
+  long kb = lk_env_long("LIGHTOS_NCCL_P2P_MIN_KB", LK_NL_P2P_MIN_KB_DEFAULT);
+  d->p2p = true;
+  d->p2p_min = kb <= 0 ? 0 : (size_t)kb << 10;
+  if (me == 0) LK_LOG_INFO("comm: %u processes exchange by peer copies from %ld KiB", n, kb);
+  return LIGHTOS_SUCCESS;
+}
+
 lightos_status_t lk_nccl_attach_rank(lk_comm_t* c) {
   if (!c || !c->xport) return LIGHTOS_UNSUPPORTED;
   const uint32_t n = c->size, me = c->rank;
@@ -3005,6 +3181,10 @@ lightos_status_t lk_nccl_attach_rank(lk_comm_t* c) {
     s = LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory");
   }
   if (!s && msg.ok && done && d->halve && n >= 4) s = lk_nl_subs_make_rank(d, &a);
+  /* Processes (not threads of one process) of one machine: peer copies
+   * where every rank can and asks for them (collective, so always run). */
+  if (!s && msg.ok && done && n > 1 && strcmp(c->xport->vtbl->name, "inproc"))
+    s = lk_nl_p2p_setup_ranks(d, &a);
   if (s || !msg.ok || !done) {
     lk_nl_err_t e;
     lk_nl_err_save(&e);

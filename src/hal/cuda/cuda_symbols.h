@@ -44,6 +44,13 @@ typedef struct lk_CUuuid_st {
 } CUuuid;
 typedef int CUdevice_attribute;
 typedef struct lk_CUmempool_st* CUmemoryPool;
+/* An exported device allocation (cuIpcGetMemHandle): 64 opaque bytes. */
+typedef struct lk_CUipcMemHandle {
+  char reserved[64];
+} CUipcMemHandle;
+#define CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS 0x1u
+#define CU_MEMHOSTREGISTER_PORTABLE 0x1u
+#define CU_MEMHOSTREGISTER_DEVICEMAP 0x2u
 /* CUmemAccessDesc: a device (location type 1, id = ordinal) and its
  * access (3: read and write). */
 typedef struct lk_CUmemAccessDesc {
@@ -230,6 +237,13 @@ typedef struct lk_nvrtcProgram_st* nvrtcProgram;
   X(1, 1, CUresult, cuMemHostAlloc, hipHostMalloc,                                            \
     (void** ptr, size_t size, unsigned int flags))                                            \
   X(1, 1, CUresult, cuMemFreeHost, hipHostFree, (void* ptr))                                  \
+  X(0, 0, CUresult, cuMemHostRegister_v2, LK_NO_HIP,                                          \
+    (void* ptr, size_t size, unsigned int flags))                                             \
+  X(0, 0, CUresult, cuMemHostUnregister, LK_NO_HIP, (void* ptr))                              \
+  X(0, 0, CUresult, cuIpcGetMemHandle, LK_NO_HIP, (CUipcMemHandle* handle, CUdeviceptr dptr)) \
+  X(0, 0, CUresult, cuIpcOpenMemHandle_v2, LK_NO_HIP,                                         \
+    (CUdeviceptr* dptr, CUipcMemHandle handle, unsigned int flags))                           \
+  X(0, 0, CUresult, cuIpcCloseMemHandle, LK_NO_HIP, (CUdeviceptr dptr))                       \
   X(1, 1, CUresult, cuMemHostGetDevicePointer_v2, hipHostGetDevicePointer,                    \
     (CUdeviceptr* dptr, void* ptr, unsigned int flags))                                       \
   X(1, 1, CUresult, cuMemcpyHtoDAsync_v2, hipMemcpyHtoDAsync,                                 \
