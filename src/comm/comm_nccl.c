@@ -127,6 +127,7 @@
 
 #include "comm/comm_cuda_kernels.h"
 #include "comm/comm_internal.h"
+#include "comm/comm_nccl_sim.h"
 #include "comm/comm_reduce.h"
 #include "core/error.h"
 #include "core/kcache.h"
@@ -2691,6 +2692,143 @@ static const lk_comm_dev_vtbl_t lk_nl_vtbl = {
     .abort = lk_nl_abort,
     .destroy = lk_nl_destroy,
 };
+
+/* ---- test hook: the peer copies on a stand-in driver -------------------------------------
+ *
+ * tests/test_comm_gpu.c runs the peer-copy path of an in-process group
+ * against a driver of its own (streams as threads, stream memory operations
+ * on host memory, copies as memcpy, kernels as the host build of
+ * comm_cuda_kernels.h), issuing the ranks in any order or from a thread each:
+ * the copies' offsets, the flags, the all-gather pairs and the segment
+ * numbers are LightOS's own code, only the driver is not. */
+struct lk_nccl_p2p_sim {
+  uint32_t n;
+  lk_comm_t* comms;
+  lk_cu_context_t* cus;
+  lk_nl_dev_t** devs;
+  lk_nl_group_t* g;
+};
+
+static CUresult lk_nl_sim_wait_event(CUstream st, CUevent e, unsigned flags) {
+  (void)st;
+  (void)e;
+  (void)flags;
+  return CUDA_SUCCESS;
+}
+
+lk_nccl_p2p_sim_t* lk_nccl_p2p_sim_new(const lk_cuda_api_t* api, uint32_t n, size_t segb,
+                                       CUfunction const k[4]) {
+  if (n < 2 || n > LK_NL_P2P_MAX) return NULL;
+  lk_nccl_p2p_sim_t* sim = calloc(1, sizeof *sim);
+  if (!sim) return NULL;
+  sim->n = n;
+  sim->comms = calloc(n, sizeof *sim->comms);
+  sim->cus = calloc(n, sizeof *sim->cus);
+  sim->devs = calloc(n, sizeof *sim->devs);
+  sim->g = calloc(1, sizeof *sim->g + (size_t)n * sizeof(lk_nl_dev_t*));
+  bool ok = sim->comms && sim->cus && sim->devs && sim->g;
+  lk_nl_group_t* g = sim->g;
+  if (ok) {
+    g->n = g->live = n;
+    g->api = api;
+    pthread_mutex_init(&g->lock, NULL);
+    g->flags = calloc((size_t)n * LK_NL_FLAG_WORDS, sizeof(uint32_t));
+    g->xs = calloc((size_t)n * n, sizeof *g->xs);
+    ok = g->flags && g->xs;
+    if (ok) g->flags_dev = (CUdeviceptr)(uintptr_t)g->flags;
+  }
+  for (uint32_t r = 0; ok && r < n; ++r) {
+    lk_comm_t* c = &sim->comms[r];
+    c->rank = r;
+    c->size = n;
+    c->config.level = LIGHTOS_DETERMINISM_TOPOLOGY;
+    lk_cu_context_t* cu = &sim->cus[r];
+    cu->api = api;
+    cu->ctx = (CUcontext)(uintptr_t)(r + 1);
+    lk_nl_dev_t* d = sim->devs[r] = calloc(1, sizeof *d);
+    if (!d) {
+      ok = false;
+      break;
+    }
+    pthread_mutex_init(&d->q.lock, NULL);
+    d->c = c;
+    d->cu = cu;
+    d->api = api;
+    d->wait_event = lk_nl_sim_wait_event;
+    d->k_tree = k[0];
+    d->k_tree2v = k[1];
+    d->k_treev4 = k[2];
+    d->k_treev8 = k[3];
+    d->sms = 4;
+    d->ctas = 3;
+    d->p2p_ctas = 8;
+    d->segb = segb;
+    d->dnan_f = lk_nccl_host_nan_f32();
+    d->dnan_d = lk_nccl_host_nan_f64();
+    d->q.x_one = segb;
+    d->q.x = (CUdeviceptr)(uintptr_t)malloc(LK_NL_NX * segb);
+    d->group = g;
+    d->p2p = true;
+    g->devs[r] = d;
+    g->cu[r] = cu;
+    g->x[r] = d->q.x;
+    ok = d->q.x != 0;
+    for (uint32_t q = 0; q < n && ok; ++q)
+      if (q != r) ok = !api->cuStreamCreate(&g->xs[(size_t)r * n + q], 0);
+  }
+  if (!ok) {
+    lk_nccl_p2p_sim_free(sim);
+    return NULL;
+  }
+  return sim;
+}
+
+lightos_status_t lk_nccl_p2p_sim_issue(lk_nccl_p2p_sim_t* sim, uint32_t rank, CUstream st,
+                                       bool reduce_scatter, lightos_dtype_t dt,
+                                       lightos_reduce_op_t op, size_t count, CUdeviceptr src,
+                                       CUdeviceptr dst) {
+  lk_nl_dev_t* d = sim->devs[rank];
+  size_t total;
+  if (!reduce_scatter && lk_mul_ok(count, (size_t)sim->n * lightos_dtype_size(dt), &total) &&
+      total <= LK_NL_GATHER_MAX)
+    return LK_FAIL(LIGHTOS_INVALID_ARGUMENT,
+                   "count %zu: small enough for one NCCL all-gather, not peer copies", count);
+  lk_coll_desc_t desc = {.kind = reduce_scatter ? LK_COLL_REDUCE_SCATTER : LK_COLL_ALLREDUCE,
+                         .count = count,
+                         .dtype = dt,
+                         .op = op};
+  pthread_mutex_lock(&d->q.lock);
+  lightos_status_t s = lk_nl_tree_run(d, &d->q, st, &desc, src, dst, count, true);
+  pthread_mutex_unlock(&d->q.lock);
+  return s;
+}
+
+void lk_nccl_p2p_sim_free(lk_nccl_p2p_sim_t* sim) {
+  if (!sim) return;
+  lk_nl_group_t* g = sim->g;
+  for (uint32_t r = 0; sim->devs && r < sim->n; ++r) {
+    lk_nl_dev_t* d = sim->devs[r];
+    if (!d) continue;
+    for (uint32_t q = 0; g && g->xs && q < sim->n; ++q) {
+      CUstream x = g->xs[(size_t)r * sim->n + q];
+      if (x) sim->cus[r].api->cuStreamDestroy_v2(x);
+    }
+    free((void*)(uintptr_t)d->q.x);
+    pthread_mutex_destroy(&d->q.lock);
+    free(d);
+  }
+  if (g) {
+    for (uint32_t r = 0; r < g->n; ++r) free(g->pub[r].outs);
+    free((void*)g->flags);
+    free(g->xs);
+    pthread_mutex_destroy(&g->lock);
+    free(g);
+  }
+  free(sim->devs);
+  free(sim->cus);
+  free(sim->comms);
+  free(sim);
+}
 
 /* ---- attaching --------------------------------------------------------------------------- */
 
