@@ -39,7 +39,8 @@
 #include "lightos/lightos.h"
 #include "lk_test.h"
 
-#define MAXR 4
+/* GPUs (and CPU devices for the reference groups) the tests use at most. */
+#define MAXR 8
 #define FAILF(...) lk_test_fail(__FILE__, __LINE__, __VA_ARGS__)
 /* The GPU tests say when they start and how long they took (a slow or
  * stuck one shows in a log). */
@@ -1284,6 +1285,56 @@ static void sim_case(uint32_t n, lightos_dtype_t dt, lightos_reduce_op_t op, boo
   }
 }
 
+static bool sim_idle(CUstream h) {
+  sim_stream_t* st = (sim_stream_t*)h;
+  pthread_mutex_lock(&st->mu);
+  bool idle = st->head == st->tail && !st->busy;
+  pthread_mutex_unlock(&st->mu);
+  return idle;
+}
+
+/* A rank that never issues: the others' streams wait on the flags until an
+ * abort releases them; released again while they run (a stream may write a
+ * flag back), every stream drains. */
+static void test_p2p_sim_abort(void) {
+  enum { N = 4 };
+  CUfunction k[4] = {(CUfunction)&g_sim_k[0], (CUfunction)&g_sim_k[1], (CUfunction)&g_sim_k[2],
+                     (CUfunction)&g_sim_k[3]};
+  lk_nccl_p2p_sim_t* sim = lk_nccl_p2p_sim_new(&g_sim_api, N, 64 << 10, k);
+  LK_REQUIRE(sim != NULL);
+  const size_t count = 40000;
+  CUstream st[N - 1];
+  float* buf[N - 1][2];
+  atomic_store(&g_sim_fail, 0);
+  g_sim_deadline_ns = sim_now_ns() + 20000000000ull;
+  for (uint32_t r = 0; r + 1 < N; ++r) {
+    LK_REQUIRE(sim_stream_create(&st[r], 0) == CUDA_SUCCESS);
+    for (int b = 0; b < 2; ++b) buf[r][b] = calloc(count, sizeof(float));
+    for (int op = 0; op < 2; ++op) /* two operations each: the second waits behind the first */
+      LK_CHECK(lk_nccl_p2p_sim_issue(sim, r, st[r], false, LIGHTOS_DTYPE_F32, LIGHTOS_OP_SUM,
+                                     count, (CUdeviceptr)(uintptr_t)buf[r][0],
+                                     (CUdeviceptr)(uintptr_t)buf[r][1]) == LIGHTOS_SUCCESS);
+  }
+  struct timespec ms = {0, 1000000};
+  nanosleep(&ms, NULL);
+  for (uint32_t r = 0; r + 1 < N; ++r)
+    LK_CHECK_MSG(!sim_idle(st[r]), "rank %u finished without rank %u", r, N - 1);
+  bool idle = false;
+  for (int i = 0; i < 5000 && !idle; ++i) { /* the watchdog's loop, at most 5 s */
+    lk_nccl_p2p_sim_release(sim);
+    nanosleep(&ms, NULL);
+    idle = true;
+    for (uint32_t r = 0; r + 1 < N; ++r) idle = idle && sim_idle(st[r]);
+  }
+  LK_CHECK_MSG(idle, "the streams still wait after the release");
+  LK_CHECK(!atomic_load(&g_sim_fail));
+  lk_nccl_p2p_sim_free(sim);
+  for (uint32_t r = 0; r + 1 < N; ++r) {
+    sim_stream_destroy(st[r]);
+    for (int b = 0; b < 2; ++b) free(buf[r][b]);
+  }
+}
+
 static void test_p2p_sim(void) {
   /* Sizes above the one-all-gather limit (256 KiB over all ranks), ragged,
    * many segments (64 KiB areas) and one; enough operations to wrap the
@@ -1939,20 +1990,22 @@ static void test_gpu_bitwise_splits(void) {
     for (size_t j = 0; j < nelem; ++j)
       c[i][j] = ldexpf((float)((int64_t)(rnd() % 2000001) - 1000000) / 1e6f, (int)(rnd() % 41) - 20);
   }
-  static const uint32_t s1[] = {8}, s2[] = {4, 4}, s4[] = {2, 2, 2, 2};
-  static const uint32_t* splits[] = {s1, s2, NULL, s4};
+  static const uint32_t s1[] = {8}, s2[] = {4, 4}, s4[] = {2, 2, 2, 2},
+                        s8[] = {1, 1, 1, 1, 1, 1, 1, 1};
+  static const uint32_t* splits[] = {s1, s2, NULL, s4, NULL, NULL, NULL, s8};
   for (lightos_determinism_t l = LIGHTOS_DETERMINISM_TOPOLOGY; l <= LIGHTOS_DETERMINISM_STRICT; ++l) {
     uint8_t ref[32], d[32];
     LK_REQUIRE(run_split(g_cpu, 1, s1, l, c, nelem, false, ref) == 0);
-    for (uint32_t nr = 1; nr <= 4 && nr <= g_ngpu; nr *= 2) {
+    for (uint32_t nr = 1; nr <= MAXR && nr <= g_ngpu; nr *= 2) {
       LK_REQUIRE(run_split(g_gpu, nr, splits[nr - 1], l, c, nelem, false, d) == 0);
       LK_CHECK_MSG(!memcmp(ref, d, 32), "%s: %u GPUs x %u contributions: other bits than 1 CPU x 8",
                    lightos_determinism_name(l), nr, 8 / nr);
     }
     /* The device path: m GPUs with one contribution each against one CPU
      * rank holding the m contributions. */
-    for (uint32_t m = 2; m <= 4 && m <= g_ngpu; m *= 2) {
-      uint32_t one[MAXR] = {1, 1, 1, 1}, all[1] = {m};
+    for (uint32_t m = 2; m <= MAXR && m <= g_ngpu; m *= 2) {
+      uint32_t one[MAXR], all[1] = {m};
+      for (uint32_t r = 0; r < MAXR; ++r) one[r] = 1;
       LK_REQUIRE(run_split(g_cpu, 1, all, l, c, nelem, false, ref) == 0);
       LK_REQUIRE(run_split(g_gpu, m, one, l, c, nelem, true, d) == 0);
       LK_CHECK_MSG(!memcmp(ref, d, 32), "%s: %u GPUs (device path) give other bits than 1 CPU x %u",
@@ -2217,7 +2270,7 @@ static void test_gpu_timeout_and_abort(void) {
 
 int main(void) {
   lk_t.program = "test_comm_gpu";
-  setenv("LIGHTOS_CPU_DEVICES", "4", 1);
+  setenv("LIGHTOS_CPU_DEVICES", "8", 1); /* MAXR */
   setenv("LIGHTOS_CPU_THREADS", "1", 0);
   setenv("LIGHTOS_NCCL_SEGMENT_KB", "64", 1); /* many pipeline segments on small data */
   setenv("LIGHTOS_NCCL_HALVING_SEGMENT_KB", "256", 1); /* and halving segments */
@@ -2271,6 +2324,7 @@ int main(void) {
   LK_RUN(test_pipeline_sim);
   LK_RUN(test_halving_sim);
   LK_RUN(test_p2p_sim);
+  LK_RUN(test_p2p_sim_abort);
   LK_RUN(test_strict_sim);
   LK_RUN(test_cpu_strict_specials);
   LK_RUN(test_nvrtc_builds_kernels);

@@ -2803,6 +2803,10 @@ lightos_status_t lk_nccl_p2p_sim_issue(lk_nccl_p2p_sim_t* sim, uint32_t rank, CU
   return s;
 }
 
+void lk_nccl_p2p_sim_release(lk_nccl_p2p_sim_t* sim) {
+  lk_nl_p2p_release(sim->g);
+}
+
 void lk_nccl_p2p_sim_free(lk_nccl_p2p_sim_t* sim) {
   if (!sim) return;
   lk_nl_group_t* g = sim->g;

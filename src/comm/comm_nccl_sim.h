@@ -26,6 +26,9 @@ lightos_status_t lk_nccl_p2p_sim_issue(lk_nccl_p2p_sim_t* sim, uint32_t rank, CU
                                        bool reduce_scatter, lightos_dtype_t dt,
                                        lightos_reduce_op_t op, size_t count, CUdeviceptr src,
                                        CUdeviceptr dst);
+/* What an abort does to the flags (the watchdog repeats it every
+ * millisecond while work is pending). */
+void lk_nccl_p2p_sim_release(lk_nccl_p2p_sim_t* sim);
 void lk_nccl_p2p_sim_free(lk_nccl_p2p_sim_t* sim);
 
 #endif
