@@ -744,7 +744,10 @@ static void lk_nl_watch_end(lk_nl_dev_t* d, CUstream st, CUevent start) {
   }
   if (ok) {
     d->pend[d->npend++] = (lk_nl_pend_t){start, end, 0};
-    pthread_cond_broadcast(&d->wcv);
+    /* Only an idle watchdog needs waking: with work pending it polls every
+     * millisecond anyway (a wake per operation cost the issuing thread a
+     * system call, and the watchdog's event queries contend with it). */
+    if (d->npend == 1) pthread_cond_broadcast(&d->wcv);
   } else {
     /* Not watched (the events may still be in use by the stream: they
      * are only recorded again after a stream wait, never destroyed). */
