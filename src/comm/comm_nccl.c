@@ -1142,17 +1142,21 @@ static lightos_status_t lk_nl_pipe_gather_all(const lk_nl_pipe_t* p) {
  *
  * All-gather (allreduce): rank r's reduced chunk goes to rank q by a copy
  * on xs[r][q] (r's GPU) straight into q's receive buffer: wait RED[r] >= S,
- * copy, and after the last segment AG[r][q] = S.  That copy needs both
- * receive buffers, so whichever of r and q issues the operation later
- * issues the copies of the pair (both directions; each rank publishes its
- * receive buffer per operation under the group lock).  M ends waiting for
- * AG[p][me] and AG[me][p] of every peer p: its buffer is complete and its
- * chunk delivered.
+ * copy, and after the last segment AG[r][q] = S; r's copies go to r + 1,
+ * r + 2, ... one after another (each waits for the previous one's AG flag),
+ * again so that every GPU receives from one peer at a time.  That copy
+ * needs both receive buffers, so whichever of r and q issues the operation
+ * later issues the copies of the pair (both directions; each rank
+ * publishes its receive buffer per operation under the group lock).  M
+ * ends waiting for AG[p][me] and AG[me][p] of every peer p: its buffer is
+ * complete and its chunk delivered.  Groups of processes
+ * (lk_nl_p2p_setup_ranks) all-gather with NCCL instead.
  *
  * Nothing depends on the order in which the ranks' calls reach the host,
  * so one thread may issue rank after rank, or one thread per rank.  An
- * abort raises every flag (lk_nl_p2p_release) so that no stream waits for
- * ever. */
+ * abort sets every flag far ahead (lk_nl_p2p_release, repeated by the
+ * watchdog) so that no stream waits for ever.  tests/test_comm_gpu.c runs
+ * this code on a stand-in driver (lk_nccl_p2p_sim, below). */
 
 static CUdeviceptr lk_nl_flag(const lk_nl_group_t* g, uint32_t rank, uint32_t which) {
   return g->flags_dev + (CUdeviceptr)(((size_t)rank * LK_NL_FLAG_WORDS + which) * 4u);
