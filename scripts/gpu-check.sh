@@ -90,6 +90,11 @@ if want comm; then
     [ "$ngpu" -ge "$n" ] || continue
     step "comm:halving-${n}gpu" env LIGHTOS_NCCL_P2P=0 "./$BUILD/bench/bench_comm" \
       --ranks "$n" --devices cuda --min 1M --max 256M --step-factor 4 --levels topology
+    # Peer copies at every size (their threshold, LIGHTOS_NCCL_P2P_MIN_KB, is
+    # where they overtake halving), with the step times of rank 0.
+    step "comm:p2p-${n}gpu" env LIGHTOS_NCCL_P2P_MIN_KB=0 LIGHTOS_NCCL_P2P_PROFILE=1 \
+      "./$BUILD/bench/bench_comm" --ranks "$n" --devices cuda --min 1M --max 256M \
+      --step-factor 4 --levels topology
     step "comm:tree-pipeline-${n}gpu" env LIGHTOS_NCCL_P2P=0 LIGHTOS_NCCL_HALVING=0 \
       "./$BUILD/bench/bench_comm" --ranks "$n" --devices cuda --min 256M --max 256M --levels topology
   done
