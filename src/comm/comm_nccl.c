@@ -1144,10 +1144,9 @@ static lightos_status_t lk_nl_pipe_gather_all(const lk_nl_pipe_t* p) {
  * on xs[r][q] (r's GPU) straight into q's receive buffer: wait RED[r] >= S,
  * copy, and after the last segment AG[r][q] = S; r's copies go to r + 1,
  * r + 2, ... one after another (each waits for the previous one's AG flag),
- * again so that every GPU receives from one peer at a time.  That copy
- * needs both receive buffers, so whichever of r and q issues the operation
- * later issues the copies of the pair (both directions; each rank
- * publishes its receive buffer per operation under the group lock).  M
+ * again so that every GPU receives from one peer at a time.  Those copies
+ * need every receive buffer, so each rank publishes its own per operation
+ * under the group lock, and the last one to do so issues them all.  M
  * ends waiting for AG[p][me] and AG[me][p] of every peer p: its buffer is
  * complete and its chunk delivered.  Groups of processes
  * (lk_nl_p2p_setup_ranks) all-gather with NCCL instead.
@@ -1357,17 +1356,17 @@ static lightos_status_t lk_nl_p2p_run(const lk_nl_pipe_t* p) {
     LK_NL_PROF(4, i == 0);
   }
   if (!s && p->ag && !g->ranks) {
-    /* Publish this rank's receive buffer; the pairs whose other rank came
-     * first are this rank's to issue. */
+    /* Publish this rank's receive buffer; the last rank to publish it
+     * issues every copy of the all-gather (the others' issue ends sooner,
+     * so the ranks meet sooner; the copies wait for the reductions anyway). */
     pthread_mutex_lock(&g->lock);
     const uint64_t k = g->pub[me].base + g->pub[me].count;
     s = lk_nl_pub_add(g, me, p->out);
-    for (uint32_t j = 1; j < n && !s; ++j) {
-      const uint32_t q = (me + j) % n;
-      if (g->pub[q].base + g->pub[q].count <= k) continue; /* q comes later */
-      s = lk_nl_p2p_ag_pair(g, pl, p->seq0, oes, me, q, k);
-      if (!s) s = lk_nl_p2p_ag_pair(g, pl, p->seq0, oes, q, me, k);
-    }
+    bool last_in = true;
+    for (uint32_t q = 0; q < n; ++q) last_in = last_in && g->pub[q].base + g->pub[q].count > k;
+    for (uint32_t r = 0; r < n && !s && last_in; ++r)
+      for (uint32_t j = 1; j < n && !s; ++j)
+        s = lk_nl_p2p_ag_pair(g, pl, p->seq0, oes, r, (r + j) % n, k);
     pthread_mutex_unlock(&g->lock);
     lightos_status_t c = lk_cu_make_current(d->cu);
     if (!s) s = c;
