@@ -2851,6 +2851,30 @@ void lk_nccl_p2p_sim_free(lk_nccl_p2p_sim_t* sim) {
  * 0.92 vs 0.88, 256 MiB 1.00 vs 0.95.  Anything missing: logged, and the
  * group runs without (recursive halving or the tree pipeline over NCCL). */
 #define LK_NL_P2P_MIN_KB_DEFAULT 32768
+/* Whether rank's GPU can write and wait on the group's flags: it writes its
+ * DONE word, waits for it and the host sees it (then back to 0). */
+static CUresult lk_nl_flag_probe(lk_nl_dev_t* d, lk_nl_group_t* g, uint32_t rank) {
+  const lk_cuda_api_t* api = d->api;
+  volatile uint32_t* word = g->flags + (size_t)rank * LK_NL_FLAG_WORDS + LK_NL_FLAG_DONE;
+  CUresult r = lk_cu_make_current(d->cu) ? CUDA_ERROR_INVALID_VALUE : CUDA_SUCCESS;
+  if (!r)
+    r = api->cuStreamWriteValue32_v2(d->q.aux, lk_nl_flag(g, rank, LK_NL_FLAG_DONE), 1u,
+                                     CU_STREAM_WRITE_VALUE_DEFAULT);
+  if (!r)
+    r = api->cuStreamWaitValue32_v2(d->q.aux, lk_nl_flag(g, rank, LK_NL_FLAG_DONE), 1u,
+                                    CU_STREAM_WAIT_VALUE_GEQ);
+  if (!r) r = api->cuStreamSynchronize(d->q.aux);
+  if (!r && *word != 1u) r = CUDA_ERROR_INVALID_VALUE;
+  *word = 0;
+  return r;
+}
+
+/* Bytes of input from which operations take peer copies. */
+static size_t lk_nl_p2p_min_bytes(void) {
+  long kb = lk_env_long("LIGHTOS_NCCL_P2P_MIN_KB", LK_NL_P2P_MIN_KB_DEFAULT);
+  return kb <= 0 ? 0 : (size_t)kb << 10;
+}
+
 static void lk_nl_p2p_setup(lk_nl_group_t* g, lk_nl_dev_t* const* devs, uint32_t n) {
   if (n < 2 || !lk_env_flag("LIGHTOS_NCCL_P2P", true)) return;
   const lk_cuda_api_t* api = devs[0]->api;
@@ -2908,28 +2932,16 @@ static void lk_nl_p2p_setup(lk_nl_group_t* g, lk_nl_dev_t* const* devs, uint32_t
     g->flags = host;
     g->flags_dev = (CUdeviceptr)(uintptr_t)host;
     g->api = api;
-    /* Every GPU writes its DONE word and waits for it (unified addressing:
-     * the host address is the device address in every context). */
+    /* Unified addressing: the host address is the device address in
+     * every context. */
     for (uint32_t i = 0; i < n && !why; ++i) {
-      lk_nl_dev_t* d = devs[i];
-      CUresult r = CUDA_SUCCESS;
-      if (lk_cu_make_current(d->cu)) r = CUDA_ERROR_INVALID_VALUE;
-      if (!r)
-        r = api->cuStreamWriteValue32_v2(d->q.aux, lk_nl_flag(g, i, LK_NL_FLAG_DONE), 1u,
-                                         CU_STREAM_WRITE_VALUE_DEFAULT);
-      if (!r)
-        r = api->cuStreamWaitValue32_v2(d->q.aux, lk_nl_flag(g, i, LK_NL_FLAG_DONE), 1u,
-                                        CU_STREAM_WAIT_VALUE_GEQ);
-      if (!r) r = api->cuStreamSynchronize(d->q.aux);
-      if (!r && g->flags[(size_t)i * LK_NL_FLAG_WORDS + LK_NL_FLAG_DONE] != 1u)
-        r = CUDA_ERROR_INVALID_VALUE;
+      CUresult r = lk_nl_flag_probe(devs[i], g, i);
       if (r) {
         snprintf(buf, sizeof buf, "stream memory operations failed on rank %u: %s", i,
                  lk_cuda_error_name(r));
         why = buf;
       }
     }
-    memset(host, 0, bytes);
   }
   /* The all-gather's streams: xs[r][q] on r's GPU. */
   if (!why && !(g->xs = calloc((size_t)n * n, sizeof *g->xs))) why = "out of host memory";
@@ -2959,13 +2971,13 @@ static void lk_nl_p2p_setup(lk_nl_group_t* g, lk_nl_dev_t* const* devs, uint32_t
     LK_LOG_INFO("comm: no peer copies for %u CUDA ranks: %s", n, why);
     return;
   }
-  long kb = lk_env_long("LIGHTOS_NCCL_P2P_MIN_KB", LK_NL_P2P_MIN_KB_DEFAULT);
+  const size_t min = lk_nl_p2p_min_bytes();
   for (uint32_t i = 0; i < n; ++i) {
     g->x[i] = devs[i]->q.x;
     devs[i]->p2p = true;
-    devs[i]->p2p_min = kb <= 0 ? 0 : (size_t)kb << 10;
+    devs[i]->p2p_min = min;
   }
-  LK_LOG_INFO("comm: %u CUDA ranks exchange by peer copies from %ld KiB", n, kb < 0 ? 0 : kb);
+  LK_LOG_INFO("comm: %u CUDA ranks exchange by peer copies from %zu KiB", n, min >> 10);
 }
 
 lightos_status_t lk_nccl_attach_all(lk_comm_t* const* comms, uint32_t n) {
@@ -3170,16 +3182,7 @@ static lightos_status_t lk_nl_p2p_setup_ranks(lk_nl_dev_t* d, const lk_algo_t* a
         g->x[q] = 0;
         ok = 0;
       }
-    if (ok) { /* this GPU writes and waits on the segment */
-      CUresult r = api->cuStreamWriteValue32_v2(d->q.aux, lk_nl_flag(g, me, LK_NL_FLAG_DONE), 1u,
-                                                CU_STREAM_WRITE_VALUE_DEFAULT);
-      if (!r)
-        r = api->cuStreamWaitValue32_v2(d->q.aux, lk_nl_flag(g, me, LK_NL_FLAG_DONE), 1u,
-                                        CU_STREAM_WAIT_VALUE_GEQ);
-      if (!r) r = api->cuStreamSynchronize(d->q.aux);
-      ok = !r && g->flags[(size_t)me * LK_NL_FLAG_WORDS + LK_NL_FLAG_DONE] == 1u;
-      if (ok) g->flags[(size_t)me * LK_NL_FLAG_WORDS + LK_NL_FLAG_DONE] = 0;
-    }
+    if (ok) ok = lk_nl_flag_probe(d, g, me) == CUDA_SUCCESS; /* on the segment */
   }
   if (fd >= 0) close(fd);
   if (go) { /* every rank that went this far, and only those, agrees here */
@@ -3206,10 +3209,10 @@ static lightos_status_t lk_nl_p2p_setup_ranks(lk_nl_dev_t* d, const lk_algo_t* a
   g->devs[me] = d;
   pthread_mutex_init(&g->lock, NULL);
   d->group = g;
-  long kb = lk_env_long("LIGHTOS_NCCL_P2P_MIN_KB", LK_NL_P2P_MIN_KB_DEFAULT);
   d->p2p = true;
-  d->p2p_min = kb <= 0 ? 0 : (size_t)kb << 10;
-  if (me == 0) LK_LOG_INFO("comm: %u processes exchange by peer copies from %ld KiB", n, kb);
+  d->p2p_min = lk_nl_p2p_min_bytes();
+  if (me == 0)
+    LK_LOG_INFO("comm: %u processes exchange by peer copies from %zu KiB", n, d->p2p_min >> 10);
   return LIGHTOS_SUCCESS;
 }
 
