@@ -97,9 +97,27 @@ static inline void lk_test_end(void) {
   else lk_t.passed++;
 }
 
-#define LK_RUN(fn) do { lk_test_begin(#fn); fn(); lk_test_end(); } while (0)
+/* LK_TEST_ONLY=text: run only the tests whose name contains text. */
+static inline int lk_test_selected(const char* name) {
+  const char* only = getenv("LK_TEST_ONLY");
+  return !only || !only[0] || strstr(name, only) != NULL;
+}
+
+#define LK_RUN(fn)                                     \
+  do {                                                 \
+    if (!lk_test_selected(#fn)) break;                 \
+    lk_test_begin(#fn);                                \
+    fn();                                              \
+    lk_test_end();                                     \
+  } while (0)
 /* For data-driven tests: run fn(arg) under a computed name. */
-#define LK_RUN_NAMED(name, call) do { lk_test_begin(name); call; lk_test_end(); } while (0)
+#define LK_RUN_NAMED(name, call)                       \
+  do {                                                 \
+    if (!lk_test_selected(name)) break;                \
+    lk_test_begin(name);                               \
+    call;                                              \
+    lk_test_end();                                     \
+  } while (0)
 
 static inline int lk_test_finish(void) {
   printf("%s: %d passed, %d failed, %d skipped\n", lk_t.program, lk_t.passed,
