@@ -656,6 +656,62 @@ static void test_abort_idle(void) {
   check_ranks_ok(t, 2);
 }
 
+/* peer_lost: false while every peer is connected (also after exchanges);
+ * once rank 2 destroys its endpoint, true on ranks 0 and 1 within a
+ * second, naming rank 2, without reading anything (an exchange between
+ * ranks 0 and 1 still works afterwards). */
+static int body_peer_lost(trank_t* t) {
+  lk_xport_t* x = t->x;
+  shared_t* sh = t->arg;
+  char why[256] = "";
+  unsigned char buf[16] = {0};
+  if (!x->vtbl->peer_lost) {
+    snprintf(t->err, sizeof t->err, "tcp has no peer_lost");
+    return 1;
+  }
+  /* Everybody exchanges once, then nobody is lost. */
+  lk_xop_t ops[2] = {{true, (t->rank + 1) % 3, buf, 8}, {false, (t->rank + 2) % 3, buf + 8, 8}};
+  if (x->vtbl->exchange(x, ops, 2, deadline_in(20))) {
+    snprintf(t->err, sizeof t->err, "rank %u: exchange: %s", t->rank, lightos_last_error()->message);
+    return 1;
+  }
+  if (x->vtbl->peer_lost(x, why, sizeof why)) {
+    snprintf(t->err, sizeof t->err, "rank %u: lost a peer while all are there: %s", t->rank, why);
+    return 1;
+  }
+  atomic_fetch_add(&sh->step, 1);
+  if (t->rank == 2) {
+    wait_step(sh, 3);
+    return 0; /* the caller destroys the endpoint */
+  }
+  uint64_t t0 = lk_now_ns();
+  bool lost = false;
+  while (!(lost = x->vtbl->peer_lost(x, why, sizeof why)) && since(t0) < 10) nap(0.005);
+  if (!lost || since(t0) > 5 || !strstr(why, "rank 2")) {
+    snprintf(t->err, sizeof t->err, "rank %u: rank 2's exit seen: %d after %.2f s (%s)", t->rank,
+             lost, since(t0), why);
+    return 1;
+  }
+  lk_xop_t op = {t->rank == 0, t->rank == 0 ? 1u : 0u, buf, 8};
+  if (x->vtbl->exchange(x, &op, 1, deadline_in(20))) {
+    snprintf(t->err, sizeof t->err, "rank %u: exchange after rank 2 left: %s", t->rank,
+             lightos_last_error()->message);
+    return 1;
+  }
+  return 0;
+}
+
+static void test_peer_lost(void) {
+  lk_xport_id_t id;
+  LK_REQUIRE_OK(lk_tcp_new_id(&id));
+  shared_t sh;
+  atomic_init(&sh.step, 0);
+  trank_t t[3];
+  init_ranks(t, 3, &id, body_peer_lost, &sh);
+  run_threads(t, 3);
+  check_ranks_ok(t, 3);
+}
+
 /* Joins that cannot succeed fail on every rank, quickly, saying why. */
 static void expect_join_failure(trank_t* t, uint32_t n, lightos_status_t want, const char* text,
                                 double max_secs) {
@@ -818,6 +874,7 @@ int main(int argc, char** argv) {
   LK_RUN(test_peer_never_posts);
   LK_RUN(test_abort_from_thread);
   LK_RUN(test_abort_idle);
+  LK_RUN(test_peer_lost);
   LK_RUN(test_join_failures);
   LK_RUN(test_bad_ids_and_args);
   return lk_test_finish();

@@ -45,6 +45,12 @@ typedef struct lk_xport_vtbl {
   void (*abort)(lk_xport_t* x, const char* why);
   /* Frees the endpoint (no exchange may be running). */
   void (*destroy)(lk_xport_t* x);
+  /* Optional (NULL: cannot tell): true when a peer's connection is gone
+   * (closed, reset) or the endpoint has failed, with why.  Does not block
+   * or consume data; callable from any thread, also while exchange() runs.
+   * A peer that destroyed its communicator looks the same as one that
+   * died: callers decide by what they still wait for. */
+  bool (*peer_lost)(lk_xport_t* x, char* why, size_t cap);
 } lk_xport_vtbl_t;
 
 struct lk_xport {

@@ -142,7 +142,7 @@ static void lk_ext_destroy(lk_xport_t* x) {
   free(e);
 }
 
-static const lk_xport_vtbl_t lk_ext_vtbl = {"ext", lk_ext_exchange, lk_ext_abort, lk_ext_destroy};
+static const lk_xport_vtbl_t lk_ext_vtbl = {"ext", lk_ext_exchange, lk_ext_abort, lk_ext_destroy, NULL};
 
 lightos_status_t lk_ext_create(uint32_t nranks, uint32_t rank,
                                const lightos_comm_transport_ops_t* ops, lk_xport_t** out) {

@@ -328,7 +328,7 @@ static void lk_ip_destroy(lk_xport_t* x) {
   free(ip);
 }
 
-static const lk_xport_vtbl_t lk_ip_vtbl = {"inproc", lk_ip_exchange, lk_ip_abort, lk_ip_destroy};
+static const lk_xport_vtbl_t lk_ip_vtbl = {"inproc", lk_ip_exchange, lk_ip_abort, lk_ip_destroy, NULL};
 
 lightos_status_t lk_inproc_join(const lk_xport_id_t* id, uint32_t nranks, uint32_t rank,
                                 lk_xport_t** out) {

@@ -1149,8 +1149,31 @@ static void lk_tcp_destroy(lk_xport_t* base) {
   free(x);
 }
 
+/* A peer's connection closed or reset, seen without reading: work that
+ * does not use the sockets (collectives on a GPU library) learns of a dead
+ * process this way instead of at its timeout. */
+static bool lk_tcp_peer_lost(lk_xport_t* base, char* why, size_t cap) {
+  lk_tcp_xport_t* x = (lk_tcp_xport_t*)base;
+  bool lost = false;
+  pthread_mutex_lock(&x->mu);
+  if (atomic_load(&x->failed)) {
+    snprintf(why, cap, "%s", x->fail_msg);
+    lost = true;
+  }
+  for (uint32_t p = 0; p < x->base.size && !lost; p++) {
+    if (p == x->base.rank || x->peers[p].fd < 0) continue;
+    struct pollfd pf = {x->peers[p].fd, POLLRDHUP, 0};
+    if (poll(&pf, 1, 0) > 0 && (pf.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL))) {
+      snprintf(why, cap, "rank %u closed its connection to rank %u (gone?)", p, x->base.rank);
+      lost = true;
+    }
+  }
+  pthread_mutex_unlock(&x->mu);
+  return lost;
+}
+
 static const lk_xport_vtbl_t lk_tcp_vtbl = {"tcp", lk_tcp_exchange, lk_tcp_abort,
-                                            lk_tcp_destroy};
+                                            lk_tcp_destroy, lk_tcp_peer_lost};
 
 /* ---- joining ---------------------------------------------------------------- */
 
