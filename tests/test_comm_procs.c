@@ -5,7 +5,14 @@
  * (TCP).  The parent never starts a LightOS thread, so children are forked
  * from a single-threaded process.
  * Checks results and the cross-process bitwise guarantees, and that when
- * one rank is killed every other rank fails within the timeout. */
+ * one rank is killed every other rank fails within the timeout.
+ *
+ * Devices: CPU by default.  LIGHTOS_TEST_PROCS_DEVICES="cuda:0,cuda:1,..."
+ * gives rank r the (r mod count)-th device: with CUDA devices the group
+ * runs on NCCL ("nccl" transport) and, between processes of one machine,
+ * by peer copies from three processes; LIGHTOS_TEST_REQUIRE_P2P=1 then
+ * requires every such TOPOLOGY allreduce to have taken them (set
+ * LIGHTOS_NCCL_P2P_MIN_KB=0 so that the test's small buffers qualify). */
 #include <math.h>
 #include <signal.h>
 #include <stdint.h>
@@ -16,12 +23,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "comm/comm_nccl.h"
 #include "core/sha256.h"
 #include "lightos/lightos.h"
 #include "lk_test.h"
 
 #define NELEM 5000
 #define NCONTRIB 8
+/* Elements of the one-buffer TOPOLOGY check: enough that the CUDA path
+ * exchanges them (smaller allreduces gather every input on every rank). */
+#define NTREE 100003
 
 static double now_s(void) {
   struct timespec t;
@@ -29,10 +40,30 @@ static double now_s(void) {
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+/* The device of rank r (LIGHTOS_TEST_PROCS_DEVICES, default "cpu"). */
+static void rank_device(uint32_t r, char* uri, size_t cap) {
+  const char* list = getenv("LIGHTOS_TEST_PROCS_DEVICES");
+  if (!list || !list[0]) list = "cpu";
+  uint32_t count = 1;
+  for (const char* p = list; *p; ++p) count += *p == ',';
+  const char* p = list;
+  for (uint32_t k = r % count; k > 0; --k) p = strchr(p, ',') + 1;
+  size_t len = strcspn(p, ",");
+  snprintf(uri, cap, "%.*s", (int)len, p);
+}
+
+static lightos_status_t rank_context(uint32_t r, lightos_context_t* ctx) {
+  char uri[64];
+  rank_device(r, uri, sizeof uri);
+  lightos_status_t s = lightos_context_create_from_uri(uri, ctx);
+  if (s) fprintf(stderr, "rank %u: no device %s: %s\n", r, uri, lightos_last_error()->message);
+  return s;
+}
+
 /* Contribution k of the global data (order sensitive: 40 binades). */
-static void contribution(int k, float* p) {
+static void contribution_n(int k, float* p, size_t n) {
   uint64_t s = 0x1234567ull * (uint64_t)(k + 1);
-  for (size_t i = 0; i < NELEM; ++i) {
+  for (size_t i = 0; i < n; ++i) {
     s = s * 6364136223846793005ull + 1442695040888963407ull;
     float m = (float)((int64_t)((s >> 33) % 2000001) - 1000000) / 1e6f;
     p[i] = ldexpf(m, (int)((s >> 20) % 41) - 20);
@@ -68,6 +99,62 @@ static void id_pipes_close(uint32_t n) {
   }
 }
 
+static void contribution(int k, float* p) { contribution_n(k, p, NELEM); }
+
+/* The balanced pairwise tree over contributions [lo, hi) (a power of two
+ * of them): TOPOLOGY's tree for one contribution per rank. */
+static void host_tree(uint32_t lo, uint32_t hi, float* out) {
+  if (hi - lo == 1) {
+    contribution_n((int)lo, out, NTREE);
+    return;
+  }
+  uint32_t mid = lo + (hi - lo) / 2;
+  float* right = malloc(NTREE * sizeof *right);
+  host_tree(lo, mid, out);
+  host_tree(mid, hi, right);
+  for (size_t i = 0; i < NTREE; ++i) out[i] += right[i];
+  free(right);
+}
+
+/* TOPOLOGY allreduce of one buffer per rank (contribution `rank`), out of
+ * place: the bits of the host tree.  On CUDA devices: recursive halving
+ * with two processes, peer copies with four (LIGHTOS_TEST_REQUIRE_P2P=1
+ * requires them).  Returns 0 or an exit status. */
+static int check_tree(lightos_context_t ctx, lightos_comm_t comm, uint32_t nranks, uint32_t rank) {
+  if (nranks & (nranks - 1)) return 0;
+  float* h = malloc(NTREE * sizeof *h);
+  float* want = malloc(NTREE * sizeof *want);
+  contribution_n((int)rank, h, NTREE);
+  host_tree(0, nranks, want);
+  lightos_buffer_t in = NULL, out = NULL;
+  const uint64_t p2p_before = lk_nccl_p2p_ops();
+  int rc = 0;
+  if (lightos_buffer_alloc(ctx, NTREE * 4, 0, &in) || lightos_buffer_alloc(ctx, NTREE * 4, 0, &out) ||
+      lightos_buffer_write(in, 0, NTREE * 4, h) ||
+      lightos_comm_allreduce(in, out, NTREE, LIGHTOS_DTYPE_F32, LIGHTOS_OP_SUM, comm, NULL) ||
+      lightos_buffer_read(out, 0, NTREE * 4, h)) {
+    fprintf(stderr, "rank %u: one-buffer allreduce: %s\n", rank, lightos_last_error()->message);
+    rc = 17;
+  }
+  if (!rc && memcmp(h, want, NTREE * sizeof *h)) {
+    size_t i = 0;
+    while (i < NTREE && !memcmp(&h[i], &want[i], sizeof *h)) ++i;
+    fprintf(stderr, "rank %u of %u: TOPOLOGY allreduce [%zu] %a, the host tree gives %a\n", rank,
+            nranks, i, (double)h[i], (double)want[i]);
+    rc = 18;
+  }
+  const char* req = getenv("LIGHTOS_TEST_REQUIRE_P2P");
+  if (!rc && nranks > 2 && req && atoi(req) && lk_nccl_p2p_ops() == p2p_before) {
+    fprintf(stderr, "rank %u of %u: the allreduce did not take peer copies\n", rank, nranks);
+    rc = 19;
+  }
+  lightos_buffer_release(in);
+  lightos_buffer_release(out);
+  free(h);
+  free(want);
+  return rc;
+}
+
 /* A child: rank `rank` of nranks holding contributions [first, first+k);
  * writes the SHA-256 of its allreduce_multi result to fd.  Exit status 0
  * on success. */
@@ -77,7 +164,7 @@ static int child_allreduce(uint32_t nranks, uint32_t rank, uint32_t first, uint3
   if (id_get(nranks, rank, &idv)) return 9;
   const lightos_comm_unique_id_t* id = &idv;
   lightos_context_t ctx;
-  if (lightos_context_create_from_uri("cpu", &ctx)) return 10;
+  if (rank_context(rank, &ctx)) return 10;
   lightos_comm_config_t cfg;
   lightos_comm_config_default(&cfg);
   cfg.level = level;
@@ -119,10 +206,17 @@ static int child_allreduce(uint32_t nranks, uint32_t rank, uint32_t first, uint3
   }
   uint8_t d[32] = {0};
   lk_sha256(h, NELEM * 4, d);
+  if (!rc && level == LIGHTOS_DETERMINISM_TOPOLOGY) rc = check_tree(ctx, comm, nranks, rank);
   if (write(fd, d, 32) != 32) rc = 15;
+  char uri[64];
+  rank_device(rank, uri, sizeof uri);
+  const char* want_t = strncmp(uri, "cuda", 4) ? "tcp" : "nccl";
   const char* tname = "";
   lightos_comm_transport(comm, &tname);
-  if (strcmp(tname, "tcp") != 0) rc = 16;
+  if (strcmp(tname, want_t) != 0) {
+    fprintf(stderr, "rank %u: transport %s, expected %s\n", rank, tname, want_t);
+    rc = 16;
+  }
   free(h);
   for (uint32_t j = 0; j < k; ++j) lightos_buffer_release(bufs[j]);
   lightos_buffer_release(out);
@@ -209,7 +303,7 @@ static void test_killed_rank(void) {
       lightos_comm_unique_id_t id;
       if (id_get(n, r, &id)) _exit(9);
       lightos_context_t ctx;
-      if (lightos_context_create_from_uri("cpu", &ctx)) _exit(10);
+      if (rank_context(r, &ctx)) _exit(10);
       lightos_comm_config_t cfg;
       lightos_comm_config_default(&cfg);
       cfg.timeout_s = timeout;

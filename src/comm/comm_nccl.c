@@ -537,6 +537,10 @@ typedef struct lk_nl_dev {
    * by peer copies, printed when the next one starts (rank 0). */
   CUevent prof[6];
   bool prof_on, prof_have;
+  /* LIGHTOS_NCCL_ISSUE_PROFILE=1: the host's time in the steps of issuing
+   * an operation (lk_nl_enqueue), summed; printed when the group goes. */
+  bool iprof_on;
+  uint64_t iprof_ops, iprof_ns[5];
 } lk_nl_dev_t;
 
 /* The ranks of one lightos_comm_init_all, for aborting them together. */
@@ -643,16 +647,54 @@ static void lk_nl_subs_free(lk_nl_dev_t* d, lk_nl_lane_t* l, bool free_memory) {
   l->nsub = 0;
 }
 
-static void lk_nl_lane_abort(lk_nl_dev_t* d, lk_nl_lane_t* l) {
+/* Takes a lane's communicators out of it (they are to be aborted): the
+ * lane issues nothing from now on.  Returns how many went to out. */
+static uint32_t lk_nl_lane_take(lk_nl_lane_t* l, ncclComm_t* out) {
+  uint32_t n = 0;
   pthread_mutex_lock(&l->lock);
-  if (l->nc || l->nsub) (void)lk_cu_make_current(d->cu);
-  lk_nl_subs_free(d, l, false);
-  if (l->nc) {
-    ncclResult_t r = d->nccl->ncclCommAbort(l->nc);
-    if (r) LK_LOG_DEBUG("comm: ncclCommAbort (%s lane, rank %u): %d", l->name, d->c->rank, r);
-    l->nc = NULL;
-  }
+  for (uint32_t k = 0; k < l->nsub; ++k)
+    if (l->sub[k]) out[n++] = l->sub[k];
+  memset(l->sub, 0, sizeof l->sub);
+  l->nsub = 0;
+  if (l->nc) out[n++] = l->nc;
+  l->nc = NULL;
   pthread_mutex_unlock(&l->lock);
+  return n;
+}
+
+typedef struct lk_nl_abort_job {
+  const lk_nl_dev_t* d;
+  ncclComm_t nc;
+} lk_nl_abort_job_t;
+
+static void* lk_nl_abort_one(void* arg) {
+  const lk_nl_abort_job_t* j = arg;
+  (void)lk_cu_make_current(j->d->cu);
+  ncclResult_t r = j->d->nccl->ncclCommAbort(j->nc);
+  if (r) LK_LOG_DEBUG("comm: ncclCommAbort (rank %u): %d", j->d->c->rank, r);
+  return NULL;
+}
+
+/* Aborts a rank's NCCL communicators all at once, a thread each.  One
+ * after another can hang: NCCL's abort waits for its streams, and these
+ * can wait behind a kernel of another communicator of the same GPU that
+ * only that communicator's abort stops (seen with NCCL 2.28.3: the main
+ * communicator's abort waiting behind a halving communicator's kernel
+ * after a process of the group was killed). */
+static void lk_nl_abort_all(const lk_nl_dev_t* d, const ncclComm_t* comms, uint32_t n) {
+  enum { MAXC = 2 * (LK_NL_MAXSTEP + 1) };
+  lk_nl_abort_job_t jobs[MAXC];
+  pthread_t th[MAXC];
+  bool started[MAXC] = {false};
+  if (n > MAXC) n = MAXC;
+  for (uint32_t i = 0; i < n; ++i) {
+    jobs[i] = (lk_nl_abort_job_t){d, comms[i]};
+    if (i > 0) started[i] = pthread_create(&th[i], NULL, lk_nl_abort_one, &jobs[i]) == 0;
+  }
+  for (uint32_t i = n; i-- > 0;)
+    if (!started[i]) (void)lk_nl_abort_one(&jobs[i]);
+  for (uint32_t i = 1; i < n; ++i)
+    if (started[i]) pthread_join(th[i], NULL);
 }
 
 /* Aborts this rank's NCCL communicators and the communicator (why: the
@@ -666,11 +708,15 @@ static void lk_nl_fatal(lk_nl_dev_t* d, const char* why, bool siblings) {
   lk_nl_err_save(&saved);
   atomic_store(&d->dead, true);
   lk_comm_set_aborted(d->c, why);
-  lk_nl_lane_abort(d, &d->q);
-  lk_nl_lane_abort(d, &d->p);
-  d->c->xport->vtbl->abort(d->c->xport, why);
+  /* The peer-copy flags first: NCCL's abort may wait for a stream that
+   * waits on them. */
   lk_nl_group_t* g = d->group;
   lk_nl_p2p_release(g);
+  ncclComm_t comms[2 * (LK_NL_MAXSTEP + 1)];
+  uint32_t nc = lk_nl_lane_take(&d->q, comms);
+  nc += lk_nl_lane_take(&d->p, comms + nc);
+  lk_nl_abort_all(d, comms, nc);
+  d->c->xport->vtbl->abort(d->c->xport, why);
   if (siblings && g) {
     char msg[sizeof d->c->abort_msg];
     snprintf(msg, sizeof msg, "rank %u of the group: %s", d->c->rank, why);
@@ -784,7 +830,7 @@ static void* lk_nl_watchdog(void* arg) {
   lightos_clear_error();
   const double tmo_s = d->c->config.timeout_s;
   const uint64_t tmo = tmo_s * 1e9 >= 1.8e19 ? UINT64_MAX : (uint64_t)(tmo_s * 1e9);
-  uint64_t last_async = 0;
+  uint64_t last_async = 0, lost_ns = 0;
   pthread_mutex_lock(&d->wlock);
   for (;;) {
     while (!d->wstop && d->npend == 0) pthread_cond_wait(&d->wcv, &d->wlock);
@@ -825,6 +871,26 @@ static void* lk_nl_watchdog(void* arg) {
       last_async = now;
       if (!lk_nl_async_error(d, &d->q, why, sizeof why))
         (void)lk_nl_async_error(d, &d->p, why, sizeof why);
+    }
+    /* A process of the group gone (its host connection closed) while work
+     * is pending: that work cannot finish.  A peer that destroyed its
+     * communicator closes too, but only after its part of every operation:
+     * ours then ends soon after, so it is given a grace (1 s, at most the
+     * timeout) before the abort. */
+    const lk_xport_vtbl_t* xv = d->c->xport ? d->c->xport->vtbl : NULL;
+    if (!why[0] && check_async && xv && xv->peer_lost && !atomic_load(&d->dead)) {
+      char lw[256];
+      if (xv->peer_lost(d->c->xport, lw, sizeof lw)) {
+        const uint64_t grace = tmo < 1000000000ull ? tmo : 1000000000ull;
+        if (!lost_ns) {
+          lost_ns = now;
+        } else if (now - lost_ns >= grace) {
+          snprintf(why, sizeof why,
+                   "%s; rank %u of %u still had collectives pending %.1f s later: the NCCL "
+                   "communicators were aborted",
+                   lw, d->c->rank, d->c->size, (double)(now - lost_ns) / 1e9);
+        }
+      }
     }
     if (why[0]) {
       LK_LOG_WARN("comm: %s", why);
@@ -1531,6 +1597,7 @@ typedef struct lk_nl_job {
   const lk_coll_desc_t* op;
   int route;
   CUdeviceptr sp, rp; /* send data (adjusted for in-place allgather), recv */
+  uint64_t t[5];      /* LIGHTOS_NCCL_ISSUE_PROFILE: when each step ended */
 } lk_nl_job_t;
 
 /* One NCCL collective on stream st (lane lock held). */
@@ -1899,7 +1966,9 @@ static lightos_status_t lk_nl_issue(CUstream st, void* arg) {
                      j->op->count * lightos_dtype_size(j->op->dtype), 1);
     j->rp = l->red;
   }
+  if (d->iprof_on) j->t[0] = lk_now_ns();
   if (!s) s = lk_nl_watch_begin(d, st, &start);
+  if (d->iprof_on) j->t[1] = lk_now_ns();
   if (!s) {
     switch (j->route) {
       case LK_NL_TREE:
@@ -1908,9 +1977,22 @@ static lightos_status_t lk_nl_issue(CUstream st, void* arg) {
       default: s = lk_nl_direct(d, l, st, j);
     }
   }
+  if (d->iprof_on) j->t[2] = lk_now_ns();
   if (start) lk_nl_watch_end(d, st, start);
+  if (d->iprof_on) j->t[3] = lk_now_ns();
   pthread_mutex_unlock(&l->lock);
   return s;
+}
+
+static void lk_nl_iprof_print(const lk_nl_dev_t* d) {
+  if (!d->iprof_ops) return;
+  const double k = 1e-3 / (double)d->iprof_ops;
+  fprintf(stderr,
+          "lightos: issue profile, rank %u, %llu operations (us each): to the stream %.2f, "
+          "start event %.2f, collective %.2f, end event %.2f, queue %.2f\n",
+          d->c->rank, (unsigned long long)d->iprof_ops, (double)d->iprof_ns[0] * k,
+          (double)d->iprof_ns[1] * k, (double)d->iprof_ns[2] * k, (double)d->iprof_ns[3] * k,
+          (double)d->iprof_ns[4] * k);
 }
 
 static lightos_status_t lk_nl_enqueue(lk_comm_t* c, const lk_coll_desc_t* op, lk_queue_t* q) {
@@ -1943,7 +2025,15 @@ static lightos_status_t lk_nl_enqueue(lk_comm_t* c, const lk_coll_desc_t* op, lk
   for (uint32_t i = 0; i < nb; ++i) lk_object_ref(&bufs[i]->obj);
   keep->launch_bufs = bufs;
   keep->num_launch_bufs = nb;
+  const uint64_t t0 = d->iprof_on ? lk_now_ns() : 0;
   lightos_status_t s = lk_cu_queue_enqueue_native(q->hal, keep, lk_nl_issue, &j);
+  if (d->iprof_on && j.t[3]) { /* one thread issues for a rank at a time */
+    const uint64_t t4 = lk_now_ns();
+    d->iprof_ns[0] += j.t[0] - t0;
+    for (int k = 1; k < 4; ++k) d->iprof_ns[k] += j.t[k] - j.t[k - 1];
+    d->iprof_ns[4] += t4 - j.t[3];
+    d->iprof_ops++;
+  }
   if (s && !atomic_load(&d->dead)) {
     /* The other ranks issued theirs: this rank's sequence is broken. */
     char why[sizeof c->abort_msg];
@@ -2384,6 +2474,7 @@ static lightos_status_t lk_nl_dev_new(lk_comm_t* c, const lk_nccl_api_t* api, si
   d->halve = lk_nl_halving_wanted(c);
   d->hsegb = lk_nl_halving_segment_bytes();
   d->prof_on = lk_env_flag("LIGHTOS_NCCL_P2P_PROFILE", false);
+  d->iprof_on = lk_env_flag("LIGHTOS_NCCL_ISSUE_PROFILE", false);
   long scan_kb = lk_env_long("LIGHTOS_NCCL_HALVING_SCAN_KB", LK_NL_SCAN_MIN_KB_DEFAULT);
   d->scan_min = scan_kb < 0 ? 0 : (size_t)scan_kb << 10;
   d->dnan_f = lk_nccl_host_nan_f32();
@@ -2614,6 +2705,7 @@ static void lk_nl_abort(lk_comm_t* c) {
 static void lk_nl_destroy(lk_comm_t* c) {
   lk_nl_dev_t* d = c->dev;
   if (!d) return;
+  lk_nl_iprof_print(d);
   lk_nl_group_t* g = d->group;
   if (g) { /* no abort reaches this rank from now on */
     pthread_mutex_lock(&g->lock);
@@ -3078,9 +3170,10 @@ typedef struct lk_nl_hello {
  * (peer access enabled by the driver), rank 0 creates the flags as a POSIX
  * shared memory segment that every rank maps and registers with CUDA; the
  * all-gather stays NCCL's (receive buffers come from each process's own
- * memory pool, which other processes cannot open).  Not the default yet
- * (LIGHTOS_NCCL_P2P_RANKS=1, on every rank): it has not run on GPUs.  Any
- * rank that cannot: every rank goes without, logged. */
+ * memory pool, which other processes cannot open).  On by default from
+ * three processes (LIGHTOS_NCCL_P2P_RANKS=0 on every rank: off); 4 x H200
+ * under mpirun: 0.91-0.93 of NCCL at 256 MiB where recursive halving gives
+ * 0.78.  Any rank that cannot: every rank goes without, logged. */
 typedef struct lk_nl_p2p_hello {
   uint32_t want, pid;
   uint64_t key;            /* rank 0's: the segment's name */
@@ -3110,8 +3203,11 @@ static lightos_status_t lk_nl_p2p_setup_ranks(lk_nl_dev_t* d, const lk_algo_t* a
   const size_t bytes = (size_t)n * LK_NL_FLAG_WORDS * sizeof(uint32_t);
   lk_nl_p2p_hello_t mine;
   memset(&mine, 0, sizeof mine);
-  mine.want = lk_env_flag("LIGHTOS_NCCL_P2P_RANKS", false) &&
-              lk_env_flag("LIGHTOS_NCCL_P2P", true) && n >= 2 && n <= LK_NL_P2P_MAX && d->q.x &&
+  /* Not for two processes: there recursive halving is one ncclAllReduce
+   * (0.97 of NCCL at 256 MiB on 2 x H200 under mpirun, peer copies with
+   * NCCL's all-gather 0.90-0.91). */
+  mine.want = lk_env_flag("LIGHTOS_NCCL_P2P_RANKS", true) &&
+              lk_env_flag("LIGHTOS_NCCL_P2P", true) && n >= 3 && n <= LK_NL_P2P_MAX && d->q.x &&
               api->cuIpcGetMemHandle && api->cuIpcOpenMemHandle_v2 && api->cuIpcCloseMemHandle &&
               api->cuMemHostRegister_v2 && api->cuMemHostUnregister &&
               api->cuStreamWaitValue32_v2 && api->cuStreamWriteValue32_v2 && api->cuMemcpyAsync;
