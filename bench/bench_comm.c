@@ -29,13 +29,18 @@
  * LightOS and baselines alike.
  *
  * Timing (both sides the same way): one checked operation, --warmup
- * untimed ones, then timed iterations: (MPI: barrier,) start the clock,
- * issue the operation on every local rank, wait for all of them, stop the
- * clock.  Under MPI each iteration's time is the maximum over the ranks.
- * The table shows the median.  The number of timed iterations is what fits
- * in --budget-ms (from the warm-up's time), at least 3 and at most --iters.
- * The last column, "issue (us)", is LightOS's median time to issue the
- * operation on every local rank (the host's part of the time).
+ * untimed ones, then the timed iterations, as nccl-tests does: (MPI:
+ * barrier,) start the clock, issue the operation on every local rank
+ * batch times back to back, wait for all of them, stop the clock; the
+ * batch's time over its operations.  Five batches (fewer when fewer
+ * iterations fit); the table shows the median batch.  With --sync-each
+ * every operation is its own batch (the latency of one operation,
+ * including the host's issue).  Under MPI each batch's time is the maximum
+ * over the ranks.  The number of timed iterations is what fits in
+ * --budget-ms (from the warm-up's time), at least 3 and at most --iters.
+ * The last column, "issue us (base)", is LightOS's median time to issue the
+ * operation on every local rank (the host's part of the time), and in
+ * parentheses the first baseline's.
  *
  * size is the per-rank total buffer as in nccl-tests: the buffer of
  * allreduce, broadcast and reduce, the send buffer of reduce_scatter and
@@ -128,6 +133,7 @@ typedef struct opts {
   int iters, warmup;
   bool iters_set, warmup_set;
   double budget_ms;
+  bool sync_each;
   bool budget_set;
   double timeout_s;
   bool quick;
@@ -186,6 +192,8 @@ static void usage(FILE* f) {
           "  --budget-ms MS     timed iterations per size stop near MS milliseconds\n"
           "                     (default 100; --quick: 20); 0: always --iters\n"
           "  --timeout S        communicator timeout in seconds (default 120)\n"
+          "  --sync-each        wait for every operation before issuing the next\n"
+          "                     (default: batches back to back, as nccl-tests)\n"
           "  --quick            the short run above\n"
           "  --no-baseline      LightOS only\n"
           "  -h, --help         this text\n"
@@ -1044,19 +1052,26 @@ static meas_t run_side(int side, const op_args_t* a) {
     n = k < 3 ? 3 : k > opt.iters ? opt.iters : (int)k;
     if (n > opt.iters) n = opt.iters;
   }
-  double* t = xmalloc((size_t)n * sizeof *t);
+  /* nb batches of k operations (k = 1: --sync-each). */
+  const int k = opt.sync_each ? 1 : n >= 5 ? n / 5 : 1;
+  const int nb = n / k;
+  n = nb * k;
+  double* t = xmalloc((size_t)nb * sizeof *t);
   double* ti = xmalloc((size_t)n * sizeof *ti);
   /* v[1]: a rank failed in the warm-up (all agree; skip the timing).  A
    * rank that fails while timing keeps calling the barrier, so that every
    * rank reaches the agreement below (the others' operations fail too, at
    * the latest after --timeout). */
-  for (int i = 0; i < n && v[1] == 0; ++i) {
+  for (int b = 0; b < nb && v[1] == 0; ++b) {
     world_barrier();
     t0 = now_ms();
-    if (!rc) rc = side_issue(side, a);
-    ti[i] = (now_ms() - t0) * 1e3;
+    for (int i = b * k; i < (b + 1) * k; ++i) {
+      const double t1 = now_ms();
+      if (!rc) rc = side_issue(side, a);
+      ti[i] = (now_ms() - t1) * 1e3;
+    }
     if (!rc) rc = side_wait(side);
-    t[i] = (now_ms() - t0) * 1e3;
+    t[b] = (now_ms() - t0) * 1e3 / k;
     if (rc && !W.mpi) break;
   }
   snprintf(why, sizeof why, "ERROR %s", g_fail);
@@ -1066,9 +1081,9 @@ static meas_t run_side(int side, const op_args_t* a) {
     free(ti);
     return m;
   }
-  world_max(t, n);
+  world_max(t, nb);
   world_max(ti, n);
-  m.us = median(t, (size_t)n);
+  m.us = median(t, (size_t)nb);
   m.issue_us = median(ti, (size_t)n);
   m.iters = n;
   free(t);
@@ -1134,11 +1149,11 @@ static void print_table_head(int c, int level) {
     snprintf(h, sizeof h, "%s busbw", g_base[b].name);
     printf(" %14s | %6s |", h, g_nbase > 1 ? (b ? "r/mpi" : "r/nccl") : "ratio");
   }
-  printf(" %10s |", "issue (us)");
+  printf(" %16s |", "issue us (base)");
   printf("\n|-------------:|------------:|------|-------|-----:|------:|------------:|"
          "----------:|----------:|");
   for (int b = 0; b < (g_nbase ? g_nbase : 1); ++b) printf("---------------:|-------:|");
-  printf("-----------:|\n");
+  printf("-----------------:|\n");
 }
 
 static void run_table(int c, int level) {
@@ -1211,10 +1226,13 @@ static void run_table(int c, int level) {
       printf(" %14s | %6s |", bs, rs);
       L->base_busbw[b] = bb;
     }
-    char is[24];
+    /* LightOS's issue time, then the first baseline's in parentheses. */
+    char is[48];
     if (isnan(m.issue_us)) snprintf(is, sizeof is, "-");
     else snprintf(is, sizeof is, "%.1f", m.issue_us);
-    printf(" %10s |\n", is);
+    if (g_nbase > 0 && g_base[0].on && !isnan(g_base_meas[c][si][0].issue_us))
+      snprintf(is + strlen(is), sizeof is - strlen(is), " (%.1f)", g_base_meas[c][si][0].issue_us);
+    printf(" %16s |\n", is);
     fflush(stdout);
   }
 }
@@ -1456,6 +1474,8 @@ static void parse_args(int argc, char** argv) {
       opt.budget_set = true;
     } else if (FLAG("--timeout")) {
       opt.timeout_s = parse_double(VALUE(), 0.1, 1e6, "--timeout");
+    } else if (FLAG("--sync-each")) {
+      opt.sync_each = true;
     } else if (FLAG("--quick")) {
       opt.quick = true;
     } else if (FLAG("--no-baseline")) {
@@ -1607,9 +1627,11 @@ int main(int argc, char** argv) {
       if (opt.levels & (1u << l))
         printf(" %s=%s", lightos_determinism_name((lightos_determinism_t)l), W.transport[l]);
     printf("\n# dtype %s, op %s, sizes %zu..%zu B x%g, iterations: %d warm-up, 3..%d timed "
-           "within %g ms per size, median\n",
+           "within %g ms per size, %s\n",
            lightos_dtype_name(opt.dtype), op_name(opt.op), opt.min_bytes, opt.max_bytes,
-           opt.step, opt.warmup, opt.iters, opt.budget_ms);
+           opt.step, opt.warmup, opt.iters, opt.budget_ms,
+           opt.sync_each ? "each waited for (--sync-each), median"
+                         : "in 5 batches issued back to back, median batch");
     if (opt.strict_dropped)
       printf("# level strict left out: a floating-point product has no strict form\n");
     if (g_nbase == 0)
