@@ -65,17 +65,27 @@ if want comm; then
   # Where NVLink joins the GPUs, in-process groups must exchange by peer copies.
   if nvidia-smi topo -m 2>/dev/null | grep -q 'NV[0-9]'; then export LIGHTOS_TEST_REQUIRE_P2P=1; fi
   step comm:test-gpu "./$BUILD/tests/test_comm_gpu"
+  # Processes (forked, one GPU each): bitwise splits, the TOPOLOGY tree's
+  # bits (4 processes: by peer copies, at every size), a killed rank.
+  if [ "$ngpu" -ge 2 ]; then
+    devs=$(seq -s, -f 'cuda:%g' 0 $((ngpu > 4 ? 3 : ngpu - 1)))
+    step comm:test-procs-gpu env LIGHTOS_TEST_PROCS_DEVICES="$devs" LIGHTOS_NCCL_P2P_MIN_KB=0 \
+      "./$BUILD/tests/test_comm_procs"
+  fi
   for n in 2 4 8; do
     [ "$ngpu" -ge "$n" ] || continue
     step "comm:allreduce-${n}gpu" "./$BUILD/bench/bench_comm" --ranks "$n" --devices cuda \
       --min 1M --max 256M --step-factor 4 --levels none,run,topology,strict
+    # The latency view: every operation waited for (the host's issue shows).
+    step "comm:allreduce-${n}gpu-sync" "./$BUILD/bench/bench_comm" --ranks "$n" --devices cuda \
+      --min 256M --max 256M --levels none,topology,strict --sync-each
     if command -v mpirun >/dev/null; then
       step "comm:allreduce-${n}proc" env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
-        mpirun -np "$n" --bind-to none "./$BUILD/bench/bench_comm" --mpi --devices cuda \
-        --min 256M --max 256M --levels none,topology,strict
-      # Peer copies between processes (opt-in until measured here).
-      step "comm:allreduce-${n}proc-p2p" env OMPI_ALLOW_RUN_AS_ROOT=1 \
-        OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 LIGHTOS_NCCL_P2P_RANKS=1 LIGHTOS_LOG=info \
+        LIGHTOS_LOG=info mpirun -np "$n" --bind-to none "./$BUILD/bench/bench_comm" --mpi \
+        --devices cuda --min 16M --max 256M --step-factor 4 --levels none,topology,strict
+      # Between processes without peer copies (from 4): recursive halving.
+      [ "$n" -ge 4 ] && step "comm:allreduce-${n}proc-halving" env OMPI_ALLOW_RUN_AS_ROOT=1 \
+        OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 LIGHTOS_NCCL_P2P_RANKS=0 \
         mpirun -np "$n" --bind-to none "./$BUILD/bench/bench_comm" --mpi --devices cuda \
         --min 16M --max 256M --step-factor 4 --levels topology
     fi
@@ -83,7 +93,7 @@ if want comm; then
   [ "$ngpu" -ge 2 ] && step comm:all-colls-2gpu "./$BUILD/bench/bench_comm" --ranks 2 \
     --devices cuda --colls all --min 64M --max 64M --levels none,topology
   # The other TOPOLOGY algorithms for comparison: recursive halving (what
-  # one process per GPU runs) and the tree pipeline over NCCL (all-to-all,
+  # two processes run) and the tree pipeline over NCCL (all-to-all,
   # tree kernel, all-gather), both without peer copies; and the example's
   # digests: the same TOPOLOGY and STRICT bits on 1, 2, 4 (8) GPUs.
   for n in 2 4 8; do
@@ -95,6 +105,10 @@ if want comm; then
     step "comm:p2p-${n}gpu" env LIGHTOS_NCCL_P2P_MIN_KB=0 LIGHTOS_NCCL_P2P_PROFILE=1 \
       "./$BUILD/bench/bench_comm" --ranks "$n" --devices cuda --min 1M --max 256M \
       --step-factor 4 --levels topology
+    # The host's time in each step of issuing (LightOS vs NCCL's issue in
+    # the table's last column).
+    step "comm:issue-profile-${n}gpu" env LIGHTOS_NCCL_ISSUE_PROFILE=1 "./$BUILD/bench/bench_comm" \
+      --ranks "$n" --devices cuda --min 1M --max 256M --step-factor 256 --levels none,topology
     step "comm:tree-pipeline-${n}gpu" env LIGHTOS_NCCL_P2P=0 LIGHTOS_NCCL_HALVING=0 \
       "./$BUILD/bench/bench_comm" --ranks "$n" --devices cuda --min 256M --max 256M --levels topology
   done
