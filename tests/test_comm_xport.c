@@ -687,6 +687,9 @@ static int body_peer_lost(trank_t* t) {
   uint64_t t0 = lk_now_ns();
   bool lost = false;
   while (!(lost = x->vtbl->peer_lost(x, why, sizeof why)) && since(t0) < 10) nap(0.005);
+  /* Both look before either leaves (a rank's exit would be seen too). */
+  atomic_fetch_add(&sh->step, 1);
+  wait_step(sh, 5);
   if (!lost || since(t0) > 5 || !strstr(why, "rank 2")) {
     snprintf(t->err, sizeof t->err, "rank %u: rank 2's exit seen: %d after %.2f s (%s)", t->rank,
              lost, since(t0), why);
