@@ -332,17 +332,21 @@ static void test_bitwise_splits(void) {
   }
   LK_CHECK_MSG(differ > 100, "test data not order sensitive (%d elements differ)", differ);
 
-  /* Aligned power-of-two splits: TOPOLOGY and STRICT. */
-  static const uint32_t aligned[][MAXR + 1] = {{1, 8}, {2, 4, 4}, {4, 2, 2, 2, 2}};
+  /* Aligned power-of-two splits: TOPOLOGY and STRICT.  From the fourth on
+   * the ranks hold different counts, each an aligned block of the 8 leaves. */
+  static const uint32_t aligned[][MAXR + 1] = {{1, 8},          {2, 4, 4},    {4, 2, 2, 2, 2},
+                                               {4, 4, 2, 1, 1}, {4, 1, 1, 2, 4}, {3, 2, 2, 4},
+                                               {4, 2, 1, 1, 4}};
+  const size_t naligned = sizeof aligned / sizeof aligned[0];
   /* Any split: STRICT. */
   static const uint32_t any[][MAXR + 1] = {{3, 5, 2, 1}, {2, 1, 7}, {4, 3, 1, 3, 1}, {3, 2, 3, 3}};
   for (lightos_determinism_t l = LIGHTOS_DETERMINISM_TOPOLOGY; l <= LIGHTOS_DETERMINISM_STRICT; ++l) {
     uint8_t ref[32], d[32];
     LK_REQUIRE(run_split(l, &aligned[0][1], aligned[0][0], c, NULL, ref) == 0);
-    for (size_t t = 1; t < 3; ++t) {
+    for (size_t t = 1; t < naligned; ++t) {
       LK_REQUIRE(run_split(l, &aligned[t][1], aligned[t][0], c, NULL, d) == 0);
-      LK_CHECK_MSG(!memcmp(ref, d, 32), "%s: %u ranks x %u gives other bits than 1 x 8",
-                   lightos_determinism_name(l), aligned[t][0], aligned[t][1]);
+      LK_CHECK_MSG(!memcmp(ref, d, 32), "%s: split %zu (%u ranks, %u on rank 0) gives other bits than 1 x 8",
+                   lightos_determinism_name(l), t, aligned[t][0], aligned[t][1]);
     }
     if (l == LIGHTOS_DETERMINISM_STRICT)
       for (size_t t = 0; t < 4; ++t) {

@@ -260,7 +260,7 @@ static int run_split(const uint32_t* split, uint32_t nranks, lightos_determinism
 }
 
 static void test_processes_bitwise(void) {
-  static const uint32_t aligned[][5] = {{2, 4, 4}, {4, 2, 2, 2, 2}};
+  static const uint32_t aligned[][5] = {{2, 4, 4}, {4, 2, 2, 2, 2}, {4, 4, 2, 1, 1}};
   static const uint32_t any[][5] = {{3, 5, 2, 1}, {4, 3, 1, 3, 1}};
   for (lightos_determinism_t l = LIGHTOS_DETERMINISM_TOPOLOGY; l <= LIGHTOS_DETERMINISM_STRICT; ++l) {
     /* The reference: one process holding all 8 contributions.  (The
@@ -271,7 +271,7 @@ static void test_processes_bitwise(void) {
     if (run_split(all8, 1, l, one)) continue;
     memcpy(ref, one[0], 32);
     uint8_t hashes[8][32];
-    for (size_t t = 0; t < 2; ++t) {
+    for (size_t t = 0; t < sizeof aligned / sizeof aligned[0]; ++t) {
       if (run_split(&aligned[t][1], aligned[t][0], l, hashes)) continue;
       for (uint32_t r = 0; r < aligned[t][0]; ++r)
         LK_CHECK_MSG(!memcmp(hashes[r], ref, 32), "%s: %u processes, rank %u: other bits",

@@ -130,12 +130,16 @@ typedef struct lk_tree_user {
   lightos_reduce_op_t op;
   bool in_acc;
   uint64_t ntotal;
+  const uint32_t* spans; /* leaves per rank (NULL: the tree over ranks) */
 } lk_tree_user_t;
 
 static lightos_status_t lk_chunk_tree(void* user, const void* const* in, uint32_t m, size_t off,
                                       size_t len, void* out) {
   (void)off;
   lk_tree_user_t* u = user;
+  if (u->spans)
+    return lk_red_tree_finish_spans(u->dt, u->op, in, m, u->in_acc, out, len, u->ntotal,
+                                    u->spans);
   return lk_red_tree_finish(u->dt, u->op, in, m, u->in_acc, out, len, u->ntotal);
 }
 
@@ -427,6 +431,12 @@ lightos_status_t lk_algo_allreduce(const lk_algo_t* a, const void* const* sends,
   const uint32_t n = a->size;
   uint64_t ntotal = (uint64_t)n * nsends, maxk = nsends;
   lightos_status_t s;
+  /* TOPOLOGY with contributions per rank that differ but each make an
+   * aligned power-of-two block of leaves (4, 2, 1, 1): rank r's tree is a
+   * node of the tree over all the leaves, which the ranks' trees then
+   * complete (spans).  Equal counts need no spans: the tree over ranks is
+   * that tree already. */
+  uint32_t* spans = NULL;
   if (multi) {
     /* Contributions per rank may differ: the total decides avg (and the
      * STRICT headroom). */
@@ -434,9 +444,19 @@ lightos_status_t lk_algo_allreduce(const lk_algo_t* a, const void* const* sends,
     if (!ks) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory");
     s = lk_gather_u64(a, nsends, ks);
     ntotal = 0;
+    bool aligned = true, equal = true;
     for (uint32_t r = 0; r < n; ++r) {
+      aligned = aligned && ks[r] && !(ks[r] & (ks[r] - 1)) && ntotal % ks[r] == 0 &&
+                ks[r] <= UINT32_MAX / 2;
+      equal = equal && ks[r] == ks[0];
       ntotal += ks[r];
       if (ks[r] > maxk) maxk = ks[r];
+    }
+    if (!s && aligned && !equal && ntotal <= UINT32_MAX / 2 &&
+        a->level >= LIGHTOS_DETERMINISM_TOPOLOGY && !lk_strict_applies(a->level, dt, op)) {
+      spans = malloc(n * sizeof *spans);
+      if (!spans) s = LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory");
+      for (uint32_t r = 0; spans && r < n; ++r) spans[r] = (uint32_t)ks[r];
     }
     free(ks);
     if (s) return s;
@@ -445,7 +465,10 @@ lightos_status_t lk_algo_allreduce(const lk_algo_t* a, const void* const* sends,
     return lk_allreduce_ring(a, sends, nsends, recv, count, dt, op, ntotal);
 
   size_t* offs = malloc((n + 1) * sizeof *offs);
-  if (!offs) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory");
+  if (!offs) {
+    free(spans);
+    return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory");
+  }
   if (lk_strict_applies(a->level, dt, op)) {
     if (ntotal > LK_STRICT_MAX_CONTRIB) {
       free(offs);
@@ -460,7 +483,7 @@ lightos_status_t lk_algo_allreduce(const lk_algo_t* a, const void* const* sends,
   }
   /* TOPOLOGY (and STRICT for integers, min, max: already order independent). */
   lk_partition(count, 64, n, offs);
-  lk_tree_user_t u = {a, dt, op, multi, ntotal};
+  lk_tree_user_t u = {a, dt, op, multi, ntotal, spans};
   const void* data = sends[0];
   void* acc = NULL;
   if (multi) {
@@ -469,6 +492,7 @@ lightos_status_t lk_algo_allreduce(const lk_algo_t* a, const void* const* sends,
     acc = lk_tmp(a, LK_SCR_LOCAL, count * lk_red_acc_size(dt) + 1);
     if (!acc) {
       free(offs);
+      free(spans);
       return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for %zu accumulators", count);
     }
     s = lk_red_tree(dt, op == LIGHTOS_OP_AVG ? LIGHTOS_OP_SUM : op, sends, nsends, false, acc,
@@ -476,12 +500,14 @@ lightos_status_t lk_algo_allreduce(const lk_algo_t* a, const void* const* sends,
     if (s) {
       lk_tmp_done(a, acc);
       free(offs);
+      free(spans);
       return s;
     }
     data = acc;
   }
   const size_t in_esize = multi ? lk_red_acc_size(dt) : lightos_dtype_size(dt);
-  if (lk_halving_applies(a, in_esize, dt, count)) {
+  /* (Recursive halving pairs ranks: not with spans.) */
+  if (!spans && lk_halving_applies(a, in_esize, dt, count)) {
     s = lk_allreduce_halving(a, data, recv, count, dt, op, ntotal);
   } else {
     lk_rs_args_t ra = {data, in_esize, offs, lk_chunk_tree, &u, recv, lightos_dtype_size(dt),
@@ -490,6 +516,7 @@ lightos_status_t lk_algo_allreduce(const lk_algo_t* a, const void* const* sends,
   }
   if (acc) lk_tmp_done(a, acc);
   free(offs);
+  free(spans);
   return s;
 }
 
@@ -514,7 +541,7 @@ lightos_status_t lk_algo_reduce(const lk_algo_t* a, const void* send, void* recv
     return s;
   }
   lk_partition(count, 64, n, offs);
-  lk_tree_user_t u = {a, dt, op, false, n};
+  lk_tree_user_t u = {a, dt, op, false, n, NULL};
   /* Non-root ranks reduce their chunk into a scratch copy and send it to root. */
   void* out = recv;
   if (a->rank != root) {
@@ -643,7 +670,7 @@ lightos_status_t lk_algo_reduce_scatter(const lk_algo_t* a, const void* send, vo
     free(offs);
     return s;
   }
-  lk_tree_user_t u = {a, dt, op, false, n};
+  lk_tree_user_t u = {a, dt, op, false, n, NULL};
   lk_rs_args_t ra = {send, lightos_dtype_size(dt), offs, lk_chunk_tree, &u, recv,
                      lightos_dtype_size(dt), LK_AG_NONE, 0};
   s = lk_rs_ag(a, &ra);

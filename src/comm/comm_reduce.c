@@ -324,6 +324,11 @@ typedef struct lk_tree_ctx {
   size_t esize, asize;
   size_t base, len; /* the block: elements [base, base + len) */
   char* tmp;        /* 33 blocks of accumulators */
+  /* Spans (NULL: every input is one leaf): input r stands for the aligned
+   * leaves [first, first + span[r]); at[p] is the input whose leaves start
+   * at leaf p, else UINT32_MAX. */
+  const uint32_t* span;
+  const uint32_t* at;
 } lk_tree_ctx_t;
 
 /* The accumulators of leaf i of the block: the input itself when it is
@@ -340,11 +345,20 @@ static void lk_combine3(const lk_tree_ctx_t* t, void* out, const void* a, const 
   lk_combine3_acc(t->dt, t->op, out, a, b, t->len);
 }
 
+/* The input that is exactly the tree's node over leaves [lo, hi), or -1. */
+static int64_t lk_tree_input(const lk_tree_ctx_t* t, uint32_t lo, uint32_t hi) {
+  if (!t->span) return hi - lo == 1 ? (int64_t)lo : -1;
+  const uint32_t r = t->at[lo];
+  return r != UINT32_MAX && t->span[r] == hi - lo ? (int64_t)r : -1;
+}
+
+/* T over leaves [lo, hi) into out. */
 static void lk_tree_rec(const lk_tree_ctx_t* t, uint32_t lo, uint32_t hi, void* out,
                         int depth) {
   char* tmp = t->tmp + (size_t)depth * 2 * LK_RED_BLOCK * t->asize;
-  if (hi - lo == 1) {
-    const void* leaf = lk_tree_leaf(t, lo, out);
+  int64_t r = lk_tree_input(t, lo, hi);
+  if (r >= 0) {
+    const void* leaf = lk_tree_leaf(t, (uint32_t)r, out);
     if (leaf != out) memcpy(out, leaf, t->len * t->asize);
     return;
   }
@@ -352,14 +366,14 @@ static void lk_tree_rec(const lk_tree_ctx_t* t, uint32_t lo, uint32_t hi, void* 
   while (m * 2 < hi - lo) m *= 2;
   const void* left;
   const void* right;
-  if (m == 1) {
-    left = lk_tree_leaf(t, lo, out);
+  if ((r = lk_tree_input(t, lo, lo + m)) >= 0) {
+    left = lk_tree_leaf(t, (uint32_t)r, out);
   } else {
     lk_tree_rec(t, lo, lo + m, out, depth + 1);
     left = out;
   }
-  if (hi - (lo + m) == 1) {
-    right = lk_tree_leaf(t, lo + m, tmp);
+  if ((r = lk_tree_input(t, lo + m, hi)) >= 0) {
+    right = lk_tree_leaf(t, (uint32_t)r, tmp);
   } else {
     lk_tree_rec(t, lo + m, hi, tmp, depth + 1);
     right = tmp;
@@ -373,40 +387,72 @@ static void lk_tree_rec(const lk_tree_ctx_t* t, uint32_t lo, uint32_t hi, void* 
  * written, so out may then be one of the inputs. */
 static lightos_status_t lk_tree_blocks(lightos_dtype_t dt, lightos_reduce_op_t op,
                                        const void* const* in, uint32_t m, bool in_acc, void* out,
-                                       size_t n, bool finish, uint64_t ntotal) {
+                                       size_t n, bool finish, uint64_t ntotal,
+                                       const uint32_t* spans) {
   if (m == 0) return LK_FAIL(LIGHTOS_INTERNAL, "a reduction of no inputs");
   lk_tree_ctx_t t = {.dt = dt, .op = op, .in = in, .in_acc = in_acc,
                      .esize = lightos_dtype_size(dt), .asize = lk_red_acc_size(dt)};
+  uint32_t leaves = m;
+  uint32_t* at = NULL;
+  if (spans) {
+    /* Every span a power of two, aligned: each is a node of the tree. */
+    uint64_t total = 0;
+    for (uint32_t r = 0; r < m; ++r) {
+      if (!spans[r] || (spans[r] & (spans[r] - 1)) || total % spans[r])
+        return LK_FAIL(LIGHTOS_INTERNAL, "input %u's span %u at leaf %llu is not aligned", r,
+                       spans[r], (unsigned long long)total);
+      total += spans[r];
+    }
+    if (total > UINT32_MAX / 2) return LK_FAIL(LIGHTOS_INTERNAL, "%llu leaves", (unsigned long long)total);
+    leaves = (uint32_t)total;
+    at = malloc((size_t)leaves * sizeof *at);
+    if (!at) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for a reduction");
+    for (uint32_t p = 0; p < leaves; ++p) at[p] = UINT32_MAX;
+    for (uint32_t r = 0, p = 0; r < m; p += spans[r], ++r) at[p] = r;
+    t.span = spans;
+    t.at = at;
+  }
   size_t levels = 2;
-  for (uint32_t v = m; v > 1; v = (v + 1) / 2) levels++;
+  for (uint32_t v = leaves; v > 1; v = (v + 1) / 2) levels++;
   /* the tree's temporaries, then (finish) one block of accumulators */
   char* mem = malloc((2 * levels + finish) * LK_RED_BLOCK * t.asize);
-  if (!mem) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for a reduction");
+  if (!mem) {
+    free(at);
+    return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for a reduction");
+  }
   t.tmp = mem;
   char* acc = mem + 2 * levels * LK_RED_BLOCK * t.asize;
   for (size_t b = 0; b < n; b += LK_RED_BLOCK) {
     t.base = b;
     t.len = n - b < LK_RED_BLOCK ? n - b : LK_RED_BLOCK;
     if (!finish) {
-      lk_tree_rec(&t, 0, m, (char*)out + b * t.asize, 0);
+      lk_tree_rec(&t, 0, leaves, (char*)out + b * t.asize, 0);
       continue;
     }
-    lk_tree_rec(&t, 0, m, acc, 0);
+    lk_tree_rec(&t, 0, leaves, acc, 0);
     lk_red_finish(dt, op, acc, (char*)out + b * t.esize, t.len, ntotal);
   }
   free(mem);
+  free(at);
   return LIGHTOS_SUCCESS;
 }
 
 lightos_status_t lk_red_tree(lightos_dtype_t dt, lightos_reduce_op_t op, const void* const* in,
                              uint32_t m, bool in_acc, void* out_acc, size_t n) {
-  return lk_tree_blocks(dt, op, in, m, in_acc, out_acc, n, false, 0);
+  return lk_tree_blocks(dt, op, in, m, in_acc, out_acc, n, false, 0, NULL);
 }
 
 lightos_status_t lk_red_tree_finish(lightos_dtype_t dt, lightos_reduce_op_t op,
                                     const void* const* in, uint32_t m, bool in_acc, void* out,
                                     size_t n, uint64_t ntotal) {
-  return lk_tree_blocks(dt, op, in, m, in_acc, out, n, true, ntotal);
+  return lk_tree_blocks(dt, op, in, m, in_acc, out, n, true, ntotal, NULL);
+}
+
+lightos_status_t lk_red_tree_finish_spans(lightos_dtype_t dt, lightos_reduce_op_t op,
+                                          const void* const* in, uint32_t m, bool in_acc,
+                                          void* out, size_t n, uint64_t ntotal,
+                                          const uint32_t* spans) {
+  return lk_tree_blocks(dt, op, in, m, in_acc, out, n, true, ntotal, spans);
 }
 
 static void lk_red_finish_raw(lightos_dtype_t dt, lightos_reduce_op_t op, const void* acc,

@@ -58,6 +58,15 @@ lightos_status_t lk_red_tree(lightos_dtype_t dt, lightos_reduce_op_t op, const v
 lightos_status_t lk_red_tree_finish(lightos_dtype_t dt, lightos_reduce_op_t op,
                                     const void* const* in, uint32_t m, bool in_acc, void* out,
                                     size_t n, uint64_t ntotal);
+/* The same where input r stands for spans[r] leaves of the tree (each span
+ * a power of two starting at a multiple of itself, counting leaves in input
+ * order): every such block is a node of T over all the leaves, so the result
+ * is T's over the leaves when input r is T over its own.  Other spans:
+ * LIGHTOS_INTERNAL. */
+lightos_status_t lk_red_tree_finish_spans(lightos_dtype_t dt, lightos_reduce_op_t op,
+                                          const void* const* in, uint32_t m, bool in_acc,
+                                          void* out, size_t n, uint64_t ntotal,
+                                          const uint32_t* spans);
 /* acc -> element type (rounded once); for avg, divided by ntotal first. */
 void lk_red_finish(lightos_dtype_t dt, lightos_reduce_op_t op, const void* acc, void* dst,
                    size_t n, uint64_t ntotal);
