@@ -11,8 +11,10 @@
 #include <pthread.h>
 #include <time.h>
 
+#include "comm/comm_internal.h"
 #include "comm/comm_reduce.h"
 #include "core/sha256.h"
+#include "core/util.h"
 #include "lightos/lightos.h"
 #include "lk_test.h"
 
@@ -253,6 +255,167 @@ static void check_allreduce(lightos_determinism_t level, uint32_t nr, bool inpla
 static void test_allreduce_all_levels(void) {
   for (lightos_determinism_t l = LIGHTOS_DETERMINISM_NONE; l <= LIGHTOS_DETERMINISM_STRICT; ++l)
     for (uint32_t nr = 1; nr <= MAXR; ++nr) check_allreduce(l, nr, (nr + l) % 2 == 0);
+}
+
+/* ---- Composed groups ---------------------------------------------------------- */
+
+/* Runs one allreduce over the group (in place or not, optionally in a
+ * group call) of rank r's data in[r]; rank 0's result into out. */
+static int composed_run(group_t* g, void* const* in, size_t count, lightos_dtype_t dt,
+                        lightos_reduce_op_t op, bool inplace, bool grouped, void* out) {
+  const size_t bytes = count * lightos_dtype_size(dt);
+  lightos_buffer_t a[MAXR], b[MAXR];
+  int rc = 0;
+  for (uint32_t r = 0; r < g->n; ++r) {
+    a[r] = buf_with(g->ctx[r], in[r], bytes);
+    b[r] = inplace ? a[r] : buf_with(g->ctx[r], NULL, bytes);
+  }
+  if (grouped) lightos_comm_group_start();
+  for (uint32_t r = 0; r < g->n; ++r)
+    if (lightos_comm_allreduce(a[r], b[r], count, dt, op, g->comm[r], NULL)) {
+      FAILF("rank %u: allreduce: %s", r, lightos_last_error()->message);
+      rc = -1;
+    }
+  if (grouped && lightos_comm_group_end()) rc = -1;
+  if (!rc && finish_all(g)) {
+    FAILF("finish: %s", lightos_last_error()->message);
+    rc = -1;
+  }
+  char* other = malloc(bytes);
+  for (uint32_t r = 0; r < g->n && !rc; ++r) {
+    lightos_buffer_read(b[r], 0, bytes, r ? other : out);
+    if (r && memcmp(other, out, bytes)) {
+      FAILF("rank %u's bits differ from rank 0's", r);
+      rc = -1;
+    }
+  }
+  free(other);
+  for (uint32_t r = 0; r < g->n; ++r) {
+    lightos_buffer_release(a[r]);
+    if (!inplace) lightos_buffer_release(b[r]);
+  }
+  return rc;
+}
+
+/* Groups of CPU and OpenCL devices composed by backend
+ * (LIGHTOS_COMM_HIERARCHY=1: blocks of every backend, as CUDA blocks with
+ * NCCL are by default): the same bits as the flat group for every op and
+ * level it takes, in place, in group calls; f16 and STRICT stay flat. */
+static void test_composed_groups(void) {
+  if (!g_ocl) {
+    lk_test_skip("no OpenCL device for a second backend");
+    return;
+  }
+  lightos_context_t ocl2 = NULL;
+  LK_REQUIRE_OK(lightos_context_create_from_uri("opencl:0", &ocl2));
+  /* Layouts: blocks {0,1} and {2,3}; block {0,1} + rank 2 alone; rank 0
+   * alone, rank 1 alone (not aligned), block {2,3}; block {0,1}, ranks 2
+   * and 3 alone (the upper level's tree over leaves, (A + (x2 + x3)), is
+   * not the tree over its ranks, ((A + x2) + x3)). */
+  struct {
+    uint32_t n, m;
+    lightos_context_t ctx[MAXR];
+  } lay[] = {{4, 2, {g_ctx[0], g_ctx[1], g_ocl, ocl2}},
+             {3, 2, {g_ctx[0], g_ctx[1], g_ocl, NULL}},
+             {4, 3, {g_ocl, g_ctx[0], g_ctx[1], g_ctx[2]}},
+             {4, 3, {g_ctx[0], g_ctx[1], g_ocl, g_ctx[2]}}};
+  const size_t nlay = sizeof lay / sizeof lay[0];
+  const size_t count = 3001;
+  static const struct {
+    lightos_dtype_t dt;
+    lightos_reduce_op_t op;
+  } cases[] = {{LIGHTOS_DTYPE_F32, LIGHTOS_OP_SUM}, {LIGHTOS_DTYPE_F64, LIGHTOS_OP_SUM},
+               {LIGHTOS_DTYPE_F32, LIGHTOS_OP_AVG}, {LIGHTOS_DTYPE_F32, LIGHTOS_OP_PROD},
+               {LIGHTOS_DTYPE_F32, LIGHTOS_OP_MAX}, {LIGHTOS_DTYPE_I32, LIGHTOS_OP_SUM},
+               {LIGHTOS_DTYPE_F16, LIGHTOS_OP_SUM}};
+  void* in[MAXR];
+  for (uint32_t r = 0; r < MAXR; ++r) in[r] = malloc(count * 8);
+  char* want = malloc(count * 8);
+  char* got = malloc(count * 8);
+  for (size_t l = 0; l < nlay; ++l) {
+    for (lightos_determinism_t lv = LIGHTOS_DETERMINISM_RUN; lv <= LIGHTOS_DETERMINISM_STRICT; ++lv) {
+      group_t flat, comp;
+      setenv("LIGHTOS_COMM_HIERARCHY", "0", 1);
+      LK_REQUIRE_OK(group_make(&flat, lay[l].n, lv, lay[l].ctx));
+      setenv("LIGHTOS_COMM_HIERARCHY", "1", 1);
+      lightos_status_t made = group_make(&comp, lay[l].n, lv, lay[l].ctx);
+      unsetenv("LIGHTOS_COMM_HIERARCHY");
+      LK_REQUIRE_OK(made);
+      /* Composed (not at STRICT): the upper level has m ranks. */
+      uint32_t up = 0;
+      for (uint32_t r = 0; r < lay[l].n; ++r) {
+        lk_object_t* o = NULL;
+        lk_handle_resolve(comp.comm[r], LK_OBJ_COMM, "comm", &o);
+        const lk_comm_t* c = (const lk_comm_t*)o;
+        if (c->hier_outer) up = c->hier_outer->size;
+      }
+      LK_CHECK_MSG(up == (lv == LIGHTOS_DETERMINISM_STRICT ? 0 : lay[l].m),
+                   "layout %zu, %s: upper level of %u ranks", l, lightos_determinism_name(lv), up);
+      for (size_t k = 0; k < sizeof cases / sizeof cases[0]; ++k) {
+        const lightos_dtype_t dt = cases[k].dt;
+        const lightos_reduce_op_t op = cases[k].op;
+        if (lv == LIGHTOS_DETERMINISM_STRICT && op == LIGHTOS_OP_PROD) continue;
+        for (uint32_t r = 0; r < lay[l].n; ++r) {
+          for (size_t i = 0; i < count; ++i) {
+            float v = ldexpf((float)((int64_t)(rnd() % 2000001) - 1000000) / 1e6f,
+                             op == LIGHTOS_OP_PROD ? 0 : (int)(rnd() % 31) - 15);
+            if (dt == LIGHTOS_DTYPE_F32) ((float*)in[r])[i] = v;
+            else if (dt == LIGHTOS_DTYPE_F64) ((double*)in[r])[i] = (double)v * (1.0 + 1e-9 * (double)i);
+            else if (dt == LIGHTOS_DTYPE_I32) ((int32_t*)in[r])[i] = (int32_t)rnd();
+            else ((uint16_t*)in[r])[i] = (uint16_t)(0x3000 + rnd() % 0x1000); /* f16 0.125..1 */
+          }
+        }
+        const bool inplace = (k + l) % 2 == 1, grouped = k % 3 == 2;
+        const size_t bytes = count * lightos_dtype_size(dt);
+        /* RUN promises run-to-run bits, not the flat ring's: floating sums
+         * and products against a second composed run. */
+        const bool exact = dt == LIGHTOS_DTYPE_I32 || op == LIGHTOS_OP_MAX;
+        group_t* ref = lv == LIGHTOS_DETERMINISM_RUN && !exact ? &comp : &flat;
+        if (composed_run(ref, in, count, dt, op, inplace, grouped, want) ||
+            composed_run(&comp, in, count, dt, op, inplace, !grouped, got))
+          continue;
+        LK_CHECK_MSG(!memcmp(want, got, bytes), "layout %zu, %s, %s %s: composed != flat", l,
+                     lightos_determinism_name(lv), lightos_dtype_name(dt),
+                     op == LIGHTOS_OP_SUM ? "sum" : op == LIGHTOS_OP_AVG ? "avg" : op == LIGHTOS_OP_PROD ? "prod" : "max");
+      }
+      group_free(&flat);
+      group_free(&comp);
+    }
+  }
+  /* A rank aborted: every other rank's next allreduce fails (at the call
+   * or at the queue), none hangs or succeeds. */
+  for (uint32_t victim = 0; victim < 4; ++victim) {
+    group_t comp;
+    setenv("LIGHTOS_COMM_HIERARCHY", "1", 1);
+    lightos_status_t made = group_make(&comp, 4, LIGHTOS_DETERMINISM_TOPOLOGY, lay[3].ctx);
+    unsetenv("LIGHTOS_COMM_HIERARCHY");
+    LK_REQUIRE_OK(made);
+    LK_CHECK_STATUS(lightos_comm_abort(comp.comm[victim]), LIGHTOS_SUCCESS);
+    lightos_buffer_t b[MAXR];
+    for (uint32_t r = 0; r < 4; ++r) b[r] = buf_with(comp.ctx[r], in[0], count * 4);
+    lightos_status_t st[MAXR] = {LIGHTOS_SUCCESS};
+    const uint64_t t0 = lk_now_ns();
+    for (uint32_t r = 0; r < 4; ++r)
+      if (r != victim)
+        st[r] = lightos_comm_allreduce(b[r], b[r], count, LIGHTOS_DTYPE_F32, LIGHTOS_OP_SUM,
+                                       comp.comm[r], NULL);
+    for (uint32_t r = 0; r < 4; ++r) {
+      if (r == victim) continue;
+      lightos_queue_t q;
+      lightos_context_default_queue(comp.ctx[r], &q);
+      lightos_status_t f = lightos_queue_finish(q);
+      LK_CHECK_MSG(st[r] != LIGHTOS_SUCCESS || f != LIGHTOS_SUCCESS,
+                   "rank %u succeeded after rank %u was aborted", r, victim);
+    }
+    LK_CHECK_MSG(lk_now_ns() - t0 < 10000000000ull, "victim %u: the others took %.1f s to fail",
+                 victim, (double)(lk_now_ns() - t0) / 1e9);
+    for (uint32_t r = 0; r < 4; ++r) lightos_buffer_release(b[r]);
+    group_free(&comp);
+  }
+  for (uint32_t r = 0; r < MAXR; ++r) free(in[r]);
+  free(want);
+  free(got);
+  lightos_context_release(ocl2);
 }
 
 /* ---- Bitwise: one hash across rank counts and splits ------------------- */
@@ -976,6 +1139,7 @@ int main(void) {
   }
   LK_RUN(test_allreduce_all_levels);
   LK_RUN(test_bitwise_splits);
+  LK_RUN(test_composed_groups);
   LK_RUN(test_halving);
   LK_RUN(test_strict_rounding);
   LK_RUN(test_strict_specials);

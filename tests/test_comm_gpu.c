@@ -32,6 +32,7 @@
 #include <time.h>
 
 #include "comm/comm_cuda_kernels.h"
+#include "comm/comm_internal.h"
 #include "comm/comm_nccl.h"
 #include "comm/comm_nccl_sim.h"
 #include "comm/comm_reduce.h"
@@ -1776,6 +1777,84 @@ static void test_gpu_host_path_matches(void) {
   grp_free(&gc);
 }
 
+/* Groups of GPUs and CPU devices: the GPUs' aligned block sums over NCCL,
+ * the upper level on the host path with the block as one node of the tree
+ * (comm.c, lk_hier_setup), the block's broadcast hands the result back.
+ * The bits equal the flat host path's (LIGHTOS_COMM_HIERARCHY=0) for f32,
+ * f64 and i32 sums and f32 avg at TOPOLOGY, i32 at NONE; every rank holds
+ * the same bits. */
+static void test_gpu_composed(void) {
+  if (!need_gpus(2)) return;
+  const size_t count = ((size_t)1 << 20) + 3;
+  /* {GPU block, CPU}; {GPU block, CPU, CPU}: the upper level's tree over
+   * leaves is not the tree over its ranks; {4 GPUs, CPU} with 4 GPUs. */
+  struct {
+    uint32_t n, ngpu, m;
+  } lay[] = {{3, 2, 2}, {4, 2, 3}, {5, 4, 2}};
+  static const struct {
+    lightos_determinism_t lv;
+    lightos_dtype_t dt;
+    lightos_reduce_op_t op;
+  } cases[] = {{LIGHTOS_DETERMINISM_TOPOLOGY, LIGHTOS_DTYPE_F32, LIGHTOS_OP_SUM},
+               {LIGHTOS_DETERMINISM_TOPOLOGY, LIGHTOS_DTYPE_F64, LIGHTOS_OP_SUM},
+               {LIGHTOS_DETERMINISM_TOPOLOGY, LIGHTOS_DTYPE_F32, LIGHTOS_OP_AVG},
+               {LIGHTOS_DETERMINISM_TOPOLOGY, LIGHTOS_DTYPE_I32, LIGHTOS_OP_SUM},
+               {LIGHTOS_DETERMINISM_NONE, LIGHTOS_DTYPE_I32, LIGHTOS_OP_SUM}};
+  uint8_t *in[MAXR], *want[MAXR], *got[MAXR];
+  for (uint32_t r = 0; r < MAXR; ++r) {
+    in[r] = malloc(count * 8);
+    want[r] = malloc(count * 8);
+    got[r] = malloc(count * 8);
+  }
+  for (size_t l = 0; l < sizeof lay / sizeof lay[0]; ++l) {
+    if (g_ngpu < lay[l].ngpu) continue;
+    lightos_context_t ctx[MAXR];
+    for (uint32_t r = 0; r < lay[l].n; ++r)
+      ctx[r] = r < lay[l].ngpu ? g_gpu[r] : g_cpu[r - lay[l].ngpu];
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; ++k) {
+      grp_t flat, comp;
+      setenv("LIGHTOS_COMM_HIERARCHY", "0", 1);
+      lightos_status_t s = grp_make(&flat, lay[l].n, ctx, cases[k].lv, 60);
+      unsetenv("LIGHTOS_COMM_HIERARCHY");
+      LK_REQUIRE_OK(s);
+      LK_REQUIRE_OK(grp_make(&comp, lay[l].n, ctx, cases[k].lv, 60));
+      uint32_t up = 0;
+      for (uint32_t r = 0; r < lay[l].n; ++r) {
+        lk_object_t* o = NULL;
+        lk_handle_resolve(comp.comm[r], LK_OBJ_COMM, "comm", &o);
+        if (((const lk_comm_t*)o)->hier_outer) up = ((const lk_comm_t*)o)->hier_outer->size;
+      }
+      LK_CHECK_MSG(up == lay[l].m, "layout %zu: the upper level has %u ranks, expected %u", l,
+                   up, lay[l].m);
+      const lightos_dtype_t dt = cases[k].dt;
+      const size_t bytes = count * lightos_dtype_size(dt);
+      for (uint32_t r = 0; r < lay[l].n; ++r)
+        for (size_t i = 0; i < count; ++i) {
+          float v = ldexpf((float)((int64_t)(rand() % 2000001) - 1000000) / 1e6f, rand() % 31 - 15);
+          if (dt == LIGHTOS_DTYPE_F32) ((float*)in[r])[i] = v;
+          else if (dt == LIGHTOS_DTYPE_F64) ((double*)in[r])[i] = (double)v * (1.0 + 1e-9 * (double)i);
+          else ((int32_t*)in[r])[i] = rand();
+        }
+      if (!run_coll(&flat, C_ALLREDUCE, dt, cases[k].op, count, in, want, k % 2 == 1) &&
+          !run_coll(&comp, C_ALLREDUCE, dt, cases[k].op, count, in, got, k % 2 == 0)) {
+        for (uint32_t r = 0; r < lay[l].n; ++r)
+          LK_CHECK_MSG(!memcmp(want[0], got[r], bytes),
+                       "layout %zu, case %zu: rank %u's composed result differs from the flat "
+                       "group's", l, k, r);
+      } else {
+        FAILF("layout %zu, case %zu: %s", l, k, lightos_last_error()->message);
+      }
+      grp_free(&flat);
+      grp_free(&comp);
+    }
+  }
+  for (uint32_t r = 0; r < MAXR; ++r) {
+    free(in[r]);
+    free(want[r]);
+    free(got[r]);
+  }
+}
+
 /* One allreduce by three algorithms: recursive halving (the default on
  * 2^K GPUs), the tree pipeline (LIGHTOS_NCCL_HALVING=0) and the host path
  * (LIGHTOS_COMM_NCCL=0) give the same bits, on 2 and 4 GPUs, at RUN and
@@ -2334,6 +2413,7 @@ int main(void) {
   GPU_RUN(test_gpu_allreduce_one);
   GPU_RUN(test_gpu_allreduce_group);
   GPU_RUN(test_gpu_host_path_matches);
+  GPU_RUN(test_gpu_composed);
   GPU_RUN(test_gpu_algorithms);
   GPU_RUN(test_gpu_other_collectives);
   GPU_RUN(test_gpu_bitwise_splits);

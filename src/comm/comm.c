@@ -98,6 +98,7 @@ static uint64_t lk_deadline(const lk_comm_t* c) {
 static void lk_comm_free(lk_object_t* obj) {
   lk_comm_t* c = (lk_comm_t*)obj;
   if (c->xport) c->xport->vtbl->destroy(c->xport);
+  free(c->spans);
   lk_scratch_free(&c->scratch);
   pthread_mutex_destroy(&c->lock);
   pthread_cond_destroy(&c->cv);
@@ -204,7 +205,8 @@ static lightos_status_t lk_run(lk_comm_t* c, lk_coll_t* op) {
     lightos_status_t ds = c->dev_vtbl->run(c, &d);
     if (ds != LIGHTOS_UNSUPPORTED) return ds;
   }
-  lk_algo_t a = {c->xport, c->rank, c->size, c->config.level, lk_deadline(c), &c->scratch};
+  lk_algo_t a = {c->xport, c->rank, c->size, c->config.level, lk_deadline(c), &c->scratch,
+                 c->spans};
   const size_t es = lightos_dtype_size(op->dtype);
   const size_t bytes = op->count * es;
   lightos_status_t s = LIGHTOS_SUCCESS;
@@ -354,8 +356,29 @@ static lightos_status_t lk_op_prologue(lk_comm_t* c, lk_coll_t* op) {
   return lk_fail_if_aborted(c);
 }
 
+/* A level of a composed group failed (c: a block's or the upper level's
+ * communicator): the whole group is broken.  Its peers at this level learn
+ * it from the transport, and this rank's other level and group are
+ * aborted, so that the failure crosses to the ranks of the other levels
+ * at once instead of at their timeout. */
+void lk_hier_break(lk_comm_t* c, const char* why) {
+  c->xport->vtbl->abort(c->xport, why);
+  lk_comm_t* o = c->hier_owner;
+  if (!o || atomic_load(&o->aborted)) return;
+  lk_comm_set_aborted(o, why);
+  o->xport->vtbl->abort(o->xport, why);
+  lk_comm_t* other = o->hier_inner == c ? o->hier_outer : o->hier_inner;
+  if (other) {
+    lk_comm_set_aborted(other, why);
+    other->xport->vtbl->abort(other->xport, why);
+  }
+}
+
 static void lk_op_complete(lk_comm_t* c, lk_coll_t* op, lightos_status_t s) {
-  if (s && lk_is_transport_failure(s)) lk_comm_set_aborted(c, lightos_last_error()->message);
+  if (s && lk_is_transport_failure(s)) {
+    lk_comm_set_aborted(c, lightos_last_error()->message);
+    if (c->hier_owner) lk_hier_break(c, lightos_last_error()->message);
+  }
   const lightos_error_info_t* e = lightos_last_error();
   lk_event_signal(op->done, s, s ? e->message : "", s ? "comm" : "", 0, 0);
 }
@@ -476,6 +499,129 @@ static lightos_status_t lk_comm_new(lk_context_t* ctx, uint32_t rank, uint32_t s
   return LIGHTOS_SUCCESS;
 }
 
+/* ---- Composed groups ------------------------------------------------------- */
+
+/* The backend of a communicator's device ("cuda", "cpu", "opencl"). */
+static void lk_backend_of(const lk_comm_t* c, char* out, size_t cap) {
+  const char* uri = c->context->device->hal->info.uri;
+  size_t len = strcspn(uri, ":");
+  snprintf(out, cap, "%.*s", (int)len, uri);
+}
+
+/* A group of one process whose devices belong to several backends runs on
+ * the host path.  Where a backend's devices form an aligned block of 2^j
+ * ranks (first rank a multiple of 2^j) that gets a device library (NCCL on
+ * CUDA), the group is composed: the block's own communicator sums inside
+ * the block (its TOPOLOGY result is the subtree of TOPOLOGY's tree over the
+ * block), an upper-level communicator over the blocks' first ranks and the
+ * ranks in no such block sums the blocks as nodes of 2^j leaves (spans),
+ * and a broadcast inside the block hands the result back.  Same bits as
+ * the host path (f32, f64, integers; not f16/bf16, whose block sums would
+ * be rounded twice, and not STRICT).  LIGHTOS_COMM_HIERARCHY=0: never;
+ * =1: compose blocks of every backend (host path inside too: tests).
+ * Failures leave the group flat (logged). */
+static void lk_hier_setup(lk_comm_t* const* cs, uint32_t n, const lightos_comm_config_t* cfg) {
+  const long mode = lk_env_long("LIGHTOS_COMM_HIERARCHY", -1);
+  if (mode == 0 || n < 3 || cfg->level == LIGHTOS_DETERMINISM_STRICT) return;
+  uint32_t* span = calloc(n, sizeof *span); /* block size at its first rank, 0 inside */
+  lightos_comm_t* inner = calloc(n, sizeof *inner);
+  lightos_context_t* ctxs = calloc(n, sizeof *ctxs);
+  lightos_comm_t* outer = calloc(n, sizeof *outer);
+  bool any = false;
+  lightos_status_t s = span && inner && ctxs && outer ? LIGHTOS_SUCCESS : LIGHTOS_OUT_OF_MEMORY;
+  for (uint32_t r = 0; !s && r < n;) {
+    char b0[32], b[32];
+    lk_backend_of(cs[r], b0, sizeof b0);
+    uint32_t e = r + 1;
+    for (; e < n; ++e) {
+      lk_backend_of(cs[e], b, sizeof b);
+      if (strcmp(b, b0)) break;
+    }
+    /* The run [r, e): its largest aligned power-of-two blocks. */
+    for (uint32_t p = r; p < e;) {
+      uint32_t k = 1;
+      while ((p % (k * 2)) == 0 && p + k * 2 <= e) k *= 2;
+      /* (The whole group one block: nothing to compose.) */
+      if (k >= 2 && k < n && (mode == 1 || !strcmp(b0, "cuda"))) {
+        for (uint32_t i = 0; i < k; ++i) ctxs[i] = LK_HANDLE(cs[p + i]->context);
+        lightos_comm_t* blk = inner + p;
+        if (lightos_comm_init_all_config(k, ctxs, cfg, blk) == LIGHTOS_SUCCESS) {
+          lk_object_t* o = NULL;
+          lk_handle_resolve(blk[0], LK_OBJ_COMM, "comm", &o);
+          if (mode == 1 || ((lk_comm_t*)o)->dev_vtbl) {
+            span[p] = k;
+            any = true;
+            p += k;
+            continue;
+          }
+          for (uint32_t i = 0; i < k; ++i) {
+            lightos_comm_destroy(blk[i]);
+            blk[i] = NULL;
+          }
+        }
+      }
+      /* Not composed: each rank of it alone at the upper level. */
+      for (uint32_t i = 0; i < k; ++i) span[p + i] = 1;
+      p += k;
+    }
+    r = e;
+  }
+  /* The upper level: one rank per block and per rank in none. */
+  uint32_t m = 0;
+  for (uint32_t r = 0; !s && any && r < n; ++r)
+    if (span[r]) ctxs[m++] = LK_HANDLE(cs[r]->context);
+  if (!s && any) {
+    lk_xport_id_t id;
+    s = lk_inproc_new_id(m, &id);
+    uint32_t made = 0;
+    for (uint32_t r = 0; !s && r < n; ++r) {
+      if (!span[r]) continue;
+      lk_xport_t* x = NULL;
+      lk_comm_t* c = NULL;
+      s = lk_inproc_join(&id, m, made, &x);
+      if (!s) s = lk_comm_new(cs[r]->context, made, m, x, cfg, &c);
+      if (!s && !(c->spans = malloc(m * sizeof *c->spans))) s = LIGHTOS_OUT_OF_MEMORY;
+      if (!s) {
+        for (uint32_t q = 0, i = 0; q < n; ++q)
+          if (span[q]) c->spans[i++] = span[q];
+        outer[r] = LK_HANDLE(c);
+        made++;
+      } else if (c) {
+        lightos_comm_destroy(LK_HANDLE(c));
+      }
+    }
+    if (s && made < m) lk_inproc_drop_id(&id);
+  }
+  if (!s && any) {
+    for (uint32_t r = 0; r < n; ++r) {
+      uint32_t first = r;
+      while (!span[first]) --first;
+      lk_object_t* o = NULL;
+      if (span[first] > 1) {
+        lk_handle_resolve(inner[r], LK_OBJ_COMM, "comm", &o);
+        cs[r]->hier_inner = (lk_comm_t*)o;
+        cs[r]->hier_inner->hier_owner = cs[r];
+      }
+      if (outer[r]) {
+        lk_handle_resolve(outer[r], LK_OBJ_COMM, "comm", &o);
+        cs[r]->hier_outer = (lk_comm_t*)o;
+        cs[r]->hier_outer->hier_owner = cs[r];
+      }
+    }
+    LK_LOG_INFO("comm: %u ranks composed: %u at the upper level", n, m);
+  } else {
+    for (uint32_t r = 0; inner && r < n; ++r)
+      if (inner[r]) lightos_comm_destroy(inner[r]);
+    for (uint32_t r = 0; outer && r < n; ++r)
+      if (outer[r]) lightos_comm_destroy(outer[r]);
+    if (s) LK_LOG_INFO("comm: the group stays flat: %s", lightos_status_string(s));
+  }
+  free(span);
+  free(inner);
+  free(ctxs);
+  free(outer);
+}
+
 LIGHTOS_API lightos_status_t lightos_comm_init_all_config(uint32_t ncontexts,
                                                           const lightos_context_t* contexts,
                                                           const lightos_comm_config_t* config,
@@ -527,6 +673,7 @@ LIGHTOS_API lightos_status_t lightos_comm_init_all_config(uint32_t ncontexts,
       cs[i] = (lk_comm_t*)o;
     }
     lk_dev_attach_result(lk_nccl_attach_all(cs, ncontexts));
+    if (!cs[0]->dev_vtbl) lk_hier_setup(cs, ncontexts, &cfg);
     if (cs != made_comms) free(cs);
   }
   return LIGHTOS_SUCCESS;
@@ -829,7 +976,16 @@ static lightos_status_t lk_arm(lk_coll_t* op) {
  * In a group, the queue waits are enqueued at group_end, after every
  * operation's marker: a later operation of the group on the same queue
  * must not wait behind an earlier one's completion. */
+static lightos_status_t lk_submit_ex(lk_coll_t* op, lk_queue_t* q, bool group_defers);
+
 static lightos_status_t lk_submit(lk_coll_t* op, lk_queue_t* q) {
+  return lk_submit_ex(op, q, true);
+}
+
+/* group_defers false: armed and handed over now even inside a group (the
+ * steps of a composed allreduce, each of which reads what the one before
+ * wrote on the same queue). */
+static lightos_status_t lk_submit_ex(lk_coll_t* op, lk_queue_t* q, bool group_defers) {
   lightos_status_t s;
   lk_comm_t* c = op->comm;
   if (c->dev_vtbl && op->kind != LK_COLL_SPLIT) {
@@ -858,7 +1014,7 @@ static lightos_status_t lk_submit(lk_coll_t* op, lk_queue_t* q) {
    * lk_coll_free through the internal reference taken here). */
   lk_object_ref(&q->obj);
   op->wait_queue = q;
-  if (lk_group_depth > 0) {
+  if (lk_group_depth > 0 && group_defers) {
     op->next = NULL;
     if (lk_group_tail) lk_group_tail->next = op;
     else lk_group_head = op;
@@ -908,9 +1064,10 @@ static void lk_coll_set_buffers(lk_coll_t* op, lk_buffer_t* send, lk_buffer_t* r
 
 /* The common tail of an enqueue (after the argument checks): the queue,
  * the communicator's state, the operation. */
-static lightos_status_t lk_enqueue(lk_comm_t* c, lk_coll_kind_t kind, lk_buffer_t* sb,
-                                   lk_buffer_t* rb, size_t count, lightos_dtype_t dtype,
-                                   lightos_reduce_op_t op, uint32_t root, lightos_queue_t queue) {
+static lightos_status_t lk_enqueue_ex(lk_comm_t* c, lk_coll_kind_t kind, lk_buffer_t* sb,
+                                      lk_buffer_t* rb, size_t count, lightos_dtype_t dtype,
+                                      lightos_reduce_op_t op, uint32_t root,
+                                      lightos_queue_t queue, bool group_defers) {
   lk_queue_t* q = NULL;
   lightos_status_t s = lk_resolve_queue(c, queue, &q);
   if (!s) s = lk_fail_if_aborted(c);
@@ -921,7 +1078,55 @@ static lightos_status_t lk_enqueue(lk_comm_t* c, lk_coll_kind_t kind, lk_buffer_
   o->dtype = dtype;
   o->op = op;
   o->root = root;
-  return lk_submit(o, q);
+  return lk_submit_ex(o, q, group_defers);
+}
+
+static lightos_status_t lk_enqueue(lk_comm_t* c, lk_coll_kind_t kind, lk_buffer_t* sb,
+                                   lk_buffer_t* rb, size_t count, lightos_dtype_t dtype,
+                                   lightos_reduce_op_t op, uint32_t root, lightos_queue_t queue) {
+  return lk_enqueue_ex(c, kind, sb, rb, count, dtype, op, root, queue, true);
+}
+
+/* An allreduce of a composed group (lk_hier_setup): inside the rank's
+ * block, at the upper level (the block's first rank, or a rank alone),
+ * back inside the block; in stream order on the rank's queue.  Returns
+ * LIGHTOS_UNSUPPORTED where the flat host path must take it. */
+static lightos_status_t lk_hier_allreduce(lk_comm_t* c, lk_buffer_t* sb, lk_buffer_t* rb,
+                                          size_t count, lightos_dtype_t dtype,
+                                          lightos_reduce_op_t op, lightos_queue_t queue) {
+  if (!c->hier_inner && !c->hier_outer) return LIGHTOS_UNSUPPORTED;
+  if (dtype == LIGHTOS_DTYPE_F16 || dtype == LIGHTOS_DTYPE_BF16 ||
+      c->config.level == LIGHTOS_DETERMINISM_STRICT || (c->config.flags & LIGHTOS_COMM_CHECK))
+    return LIGHTOS_UNSUPPORTED;
+  lightos_status_t s = lk_fail_if_aborted(c);
+  if (s) return s;
+  if (!c->hier_inner)
+    return lk_enqueue(c->hier_outer, LK_COLL_ALLREDUCE, sb, rb, count, dtype, op, 0, queue);
+  /* avg: the block's sum; the upper level divides by every leaf.  Each step
+   * reads what the one before wrote on this queue: none is deferred to the
+   * end of a group call. */
+  const lightos_reduce_op_t iop = op == LIGHTOS_OP_AVG ? LIGHTOS_OP_SUM : op;
+  s = lk_enqueue_ex(c->hier_inner, LK_COLL_ALLREDUCE, sb, rb, count, dtype, iop, 0, queue,
+                    false);
+  if (!s && c->hier_outer)
+    s = lk_enqueue_ex(c->hier_outer, LK_COLL_ALLREDUCE, rb, rb, count, dtype, op, 0, queue,
+                      false);
+  if (!s)
+    s = lk_enqueue_ex(c->hier_inner, LK_COLL_BROADCAST, rb, rb, count, dtype, LIGHTOS_OP_SUM, 0,
+                      queue, false);
+  if (s) {
+    /* The other ranks went on: the group is broken; they learn it from the
+     * block's and the upper level's communicators. */
+    const lightos_error_info_t saved = *lightos_last_error();
+    char why[sizeof c->abort_msg];
+    snprintf(why, sizeof why, "a composed allreduce failed on rank %u: %s", c->rank,
+             saved.message);
+    lk_comm_set_aborted(c, why);
+    (void)lightos_comm_abort(LK_HANDLE(c->hier_inner));
+    if (c->hier_outer) (void)lightos_comm_abort(LK_HANDLE(c->hier_outer));
+    return LK_FAIL(saved.status, "%s", saved.message);
+  }
+  return s;
 }
 
 LIGHTOS_API lightos_status_t lightos_comm_allreduce_multi(const lightos_buffer_t* sends,
@@ -988,7 +1193,10 @@ LIGHTOS_API lightos_status_t lightos_comm_allreduce(lightos_buffer_t send, light
   lk_buffer_t *sb = NULL, *rb = NULL;
   if (!s) s = lk_check_buffer(c, send, "send", bytes, &sb);
   if (!s) s = lk_check_buffer(c, recv, "recv", bytes, &rb);
-  return s ? s : lk_enqueue(c, LK_COLL_ALLREDUCE, sb, rb, count, dtype, op, 0, queue);
+  if (s) return s;
+  s = lk_hier_allreduce(c, sb, rb, count, dtype, op, queue);
+  if (s != LIGHTOS_UNSUPPORTED) return s;
+  return lk_enqueue(c, LK_COLL_ALLREDUCE, sb, rb, count, dtype, op, 0, queue);
 }
 
 static lightos_status_t lk_check_root(const lk_comm_t* c, uint32_t root, const char* name) {
@@ -1169,6 +1377,9 @@ LIGHTOS_API lightos_status_t lightos_comm_destroy(lightos_comm_t comm) {
   c->staging_queue = NULL;
   if (c->dev_vtbl) c->dev_vtbl->destroy(c);
   c->dev_vtbl = NULL;
+  if (c->hier_inner) lightos_comm_destroy(LK_HANDLE(c->hier_inner));
+  if (c->hier_outer) lightos_comm_destroy(LK_HANDLE(c->hier_outer));
+  c->hier_inner = c->hier_outer = NULL;
   lk_object_ext_release(&c->obj);
   return LIGHTOS_SUCCESS;
 }
@@ -1181,6 +1392,8 @@ LIGHTOS_API lightos_status_t lightos_comm_abort(lightos_comm_t comm) {
   lk_comm_set_aborted(c, why);
   c->xport->vtbl->abort(c->xport, why);
   if (c->dev_vtbl) c->dev_vtbl->abort(c);
+  if (c->hier_inner) (void)lightos_comm_abort(LK_HANDLE(c->hier_inner));
+  if (c->hier_outer) (void)lightos_comm_abort(LK_HANDLE(c->hier_outer));
   return LIGHTOS_SUCCESS;
 }
 

@@ -437,6 +437,17 @@ lightos_status_t lk_algo_allreduce(const lk_algo_t* a, const void* const* sends,
    * complete (spans).  Equal counts need no spans: the tree over ranks is
    * that tree already. */
   uint32_t* spans = NULL;
+  if (a->spans && !multi) {
+    /* The upper level of a composed group: rank r's buffer is its block's
+     * subtree over a->spans[r] leaves. */
+    ntotal = 0;
+    for (uint32_t r = 0; r < n; ++r) ntotal += a->spans[r];
+    if (a->level >= LIGHTOS_DETERMINISM_TOPOLOGY && !lk_strict_applies(a->level, dt, op)) {
+      spans = malloc(n * sizeof *spans);
+      if (!spans) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory");
+      memcpy(spans, a->spans, n * sizeof *spans);
+    }
+  }
   if (multi) {
     /* Contributions per rank may differ: the total decides avg (and the
      * STRICT headroom). */

@@ -108,11 +108,24 @@ typedef struct lk_comm {
   lk_scratch_t scratch;       /* the proxy thread's work buffers */
   const lk_comm_dev_vtbl_t* dev_vtbl; /* NULL: host path only */
   void* dev;
+
+  /* A composed group (lightos_comm_init_all over devices of several
+   * backends, comm.c): the communicator of this rank's vendor block (NULL
+   * when the rank is alone in it) and of the upper level, where the
+   * block's first rank stands for the block (NULL for the block's other
+   * ranks).  Both referenced, destroyed with this one. */
+  struct lk_comm* hier_inner;
+  struct lk_comm* hier_outer;
+  struct lk_comm* hier_owner; /* of a block's or an upper level's: its rank's group */
+  uint32_t* spans;            /* upper levels: leaves per rank (owned), else NULL */
 } lk_comm_t;
 
 /* Marks the communicator aborted (the first reason stays): its later
  * operations fail at once. */
 void lk_comm_set_aborted(lk_comm_t* c, const char* why);
+/* A level of a composed group (c->hier_owner set) failed: aborts c's
+ * transport, c's owner and the owner's other level (comm.c). */
+void lk_hier_break(lk_comm_t* c, const char* why);
 
 /* Device paths (comm_nccl.c).  Both are collective over the group and
  * leave the communicator on the host path (returning a failure that the
@@ -133,6 +146,9 @@ typedef struct lk_algo {
   lightos_determinism_t level;
   uint64_t deadline_ns;
   lk_scratch_t* scratch;
+  /* Leaves per rank for TOPOLOGY's tree (NULL: one each): the upper level
+   * of a composed group, where a rank stands for its vendor block. */
+  const uint32_t* spans;
 } lk_algo_t;
 
 lightos_status_t lk_algo_allreduce(const lk_algo_t* a, const void* const* sends, uint32_t nsends,

@@ -717,6 +717,7 @@ static void lk_nl_fatal(lk_nl_dev_t* d, const char* why, bool siblings) {
   nc += lk_nl_lane_take(&d->p, comms + nc);
   lk_nl_abort_all(d, comms, nc);
   d->c->xport->vtbl->abort(d->c->xport, why);
+  if (d->c->hier_owner) lk_hier_break(d->c, why); /* a CUDA block of a composed group */
   if (siblings && g) {
     char msg[sizeof d->c->abort_msg];
     snprintf(msg, sizeof msg, "rank %u of the group: %s", d->c->rank, why);
