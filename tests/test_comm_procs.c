@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "comm/comm_internal.h"
 #include "comm/comm_nccl.h"
 #include "core/sha256.h"
 #include "lightos/lightos.h"
@@ -142,6 +143,19 @@ static int check_tree(lightos_context_t ctx, lightos_comm_t comm, uint32_t nrank
     fprintf(stderr, "rank %u of %u: TOPOLOGY allreduce [%zu] %a, the host tree gives %a\n", rank,
             nranks, i, (double)h[i], (double)want[i]);
     rc = 18;
+  }
+  /* LIGHTOS_TEST_REQUIRE_COMPOSED=1: groups of 4 processes must have been
+   * composed by backend (LIGHTOS_COMM_HIERARCHY=1 with a device list that
+   * mixes backends). */
+  const char* want_comp = getenv("LIGHTOS_TEST_REQUIRE_COMPOSED");
+  if (!rc && nranks == 4 && want_comp && atoi(want_comp)) {
+    lk_object_t* o = NULL;
+    lk_handle_resolve(comm, LK_OBJ_COMM, "comm", &o);
+    const lk_comm_t* c = (const lk_comm_t*)o;
+    if (!c->hier_inner && !c->hier_outer) {
+      fprintf(stderr, "rank %u of %u: the group was not composed\n", rank, nranks);
+      rc = 20;
+    }
   }
   const char* req = getenv("LIGHTOS_TEST_REQUIRE_P2P");
   if (!rc && nranks > 2 && req && atoi(req) && lk_nccl_p2p_ops() == p2p_before) {

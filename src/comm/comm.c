@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "comm/comm_internal.h"
+#include "comm/comm_nccl.h"
 #include "comm/comm_reduce.h"
 #include "core/log.h"
 #include "core/sha256.h"
@@ -708,6 +709,113 @@ static lightos_status_t lk_rank_args(uint32_t nranks, uint32_t rank, lightos_con
   return lk_config_resolve(config, out_cfg);
 }
 
+/* The same composition for a group of processes (lightos_comm_init_rank,
+ * lightos_comm_init_mpi): every rank learns every rank's backend and
+ * whether it can load NCCL, plans the same blocks, and makes the block's
+ * and the upper level's communicators with two splits (the block's gets
+ * NCCL by the split).  Every rank keeps the composition only if every
+ * rank made its part (and, unless forced, every CUDA block got NCCL). */
+typedef struct lk_hier_hello {
+  char backend[24];
+  uint8_t lib;
+} lk_hier_hello_t;
+
+static void lk_hier_setup_rank(lk_comm_t* c) {
+  const long mode = lk_env_long("LIGHTOS_COMM_HIERARCHY", -1);
+  const uint32_t n = c->size, me = c->rank;
+  if (mode == 0 || n < 3 || c->config.level == LIGHTOS_DETERMINISM_STRICT) return;
+  lk_algo_t a = {c->xport, me, n, c->config.level, lk_deadline(c), NULL, NULL};
+  lk_hier_hello_t mine;
+  memset(&mine, 0, sizeof mine);
+  lk_backend_of(c, mine.backend, sizeof mine.backend);
+  char why[256];
+  mine.lib = !strcmp(mine.backend, "cuda") && lk_env_flag("LIGHTOS_COMM_NCCL", true) &&
+             lk_nccl_library_version(why, sizeof why) > 0;
+  lk_hier_hello_t* all = calloc(n, sizeof *all);
+  uint32_t* span = calloc(n, sizeof *span);
+  lightos_status_t s = all && span ? LIGHTOS_SUCCESS : LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory");
+  if (!s) {
+    all[me] = mine;
+    s = lk_algo_allgather(&a, &all[me], all, sizeof mine);
+  }
+  /* The plan, the same on every rank. */
+  bool any = false, mixed = false;
+  for (uint32_t r = 0; !s && r < n;) {
+    uint32_t e = r + 1;
+    while (e < n && !strcmp(all[e].backend, all[r].backend)) ++e;
+    for (uint32_t p = r; p < e;) {
+      uint32_t k = 1;
+      while ((p % (k * 2)) == 0 && p + k * 2 <= e) k *= 2;
+      bool lib = true;
+      for (uint32_t i = 0; i < k; ++i) lib = lib && all[p + i].lib;
+      if (k >= 2 && k < n && (mode == 1 || lib)) {
+        span[p] = k;
+        any = true;
+      } else {
+        for (uint32_t i = 0; i < k; ++i) span[p + i] = 1;
+      }
+      p += k;
+    }
+    r = e;
+  }
+  /* The upper level must mix backends (else it could take a device path,
+   * whose tree is over its ranks, not over the leaves). */
+  for (uint32_t r = 0; !s && r < n; ++r)
+    if (span[r] && strcmp(all[r].backend, all[0].backend)) mixed = true;
+  if (s || !any || !mixed) {
+    free(all);
+    free(span);
+    lightos_clear_error();
+    return;
+  }
+  uint32_t first = me;
+  while (!span[first]) --first;
+  const bool in_block = span[first] > 1, upper = span[me] != 0;
+  lightos_comm_t inner = NULL, outer = NULL;
+  lightos_status_t si = lightos_comm_split(LK_HANDLE(c), in_block ? (int)first : LIGHTOS_COMM_SPLIT_NOCOLOR,
+                                           (int)me, NULL, &inner);
+  lightos_status_t so = lightos_comm_split(LK_HANDLE(c), upper ? 0 : LIGHTOS_COMM_SPLIT_NOCOLOR,
+                                           (int)me, NULL, &outer);
+  uint8_t ok = !si && !so && (!in_block || inner) && (!upper || outer);
+  lk_object_t* o = NULL;
+  lk_comm_t* ic = NULL;
+  lk_comm_t* oc = NULL;
+  if (ok && inner) {
+    lk_handle_resolve(inner, LK_OBJ_COMM, "comm", &o);
+    ic = (lk_comm_t*)o;
+    if (mode != 1 && !ic->dev_vtbl) ok = 0;
+  }
+  if (ok && outer) {
+    lk_handle_resolve(outer, LK_OBJ_COMM, "comm", &o);
+    oc = (lk_comm_t*)o;
+    if (oc->dev_vtbl || !(oc->spans = malloc(oc->size * sizeof *oc->spans))) ok = 0;
+    for (uint32_t r = 0, i = 0; ok && r < n; ++r)
+      if (span[r]) oc->spans[i++] = span[r];
+  }
+  uint8_t* oks = calloc(n, 1);
+  s = oks ? LIGHTOS_SUCCESS : LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory");
+  if (!s) {
+    oks[me] = ok;
+    s = lk_algo_allgather(&a, &oks[me], oks, 1);
+  }
+  for (uint32_t r = 0; r < n; ++r) ok = ok && !s && oks[r];
+  free(oks);
+  if (ok) {
+    c->hier_inner = ic;
+    c->hier_outer = oc;
+    if (ic) ic->hier_owner = c;
+    if (oc) oc->hier_owner = c;
+    if (me == 0) LK_LOG_INFO("comm: %u processes composed", n);
+  } else {
+    if (inner) lightos_comm_destroy(inner);
+    if (outer) lightos_comm_destroy(outer);
+    LK_LOG_INFO("comm: rank %u: the group stays flat", me);
+  }
+  free(all);
+  free(span);
+  lightos_clear_error();
+}
+
 /* A joined rank's communicator over transport x (taken), with its device
  * path when the group can have one. */
 static lightos_status_t lk_rank_comm(lk_context_t* ctx, uint32_t rank, uint32_t nranks,
@@ -717,6 +825,7 @@ static lightos_status_t lk_rank_comm(lk_context_t* ctx, uint32_t rank, uint32_t 
   lightos_status_t s = lk_comm_new(ctx, rank, nranks, x, cfg, &c);
   if (s) return s;
   lk_dev_attach_result(lk_nccl_attach_rank(c));
+  if (!c->dev_vtbl) lk_hier_setup_rank(c);
   *out_comm = LK_HANDLE(c);
   return LIGHTOS_SUCCESS;
 }
