@@ -1,7 +1,7 @@
 /* bench_comm: LightOS collectives at every determinism level, timed the way
  * nccl-tests times them, beside a baseline called directly in the same run.
  *
- *   bench_comm [--ranks N] [--devices cpu|cuda|opencl] [--colls LIST]
+ *   bench_comm [--ranks N] [--devices cpu|cuda|opencl|cuda+cpu] [--colls LIST]
  *              [--levels LIST] [--dtype T] [--op OP] [--root R]
  *              [--min SIZE] [--max SIZE] [--step-factor F] [--iters N]
  *              [--warmup N] [--budget-ms MS] [--timeout S] [--quick]
@@ -17,7 +17,9 @@
  *               rank's queue.  Baseline with cuda: NCCL (libnccl.so.2,
  *               dlopen'ed) on the same buffers' device pointers, on streams
  *               of the same primary contexts, in ncclGroupStart/End across
- *               the devices.  No baseline on cpu or opencl ("-").
+ *               the devices.  With cuda+cpu (N-1 CUDA devices and the CPU):
+ *               the same group not composed (LIGHTOS_COMM_HIERARCHY=0) as
+ *               the baseline, "flat".  No baseline on cpu or opencl ("-").
  *   MPI         (a build with MPI; --mpi, or started by mpirun) one rank per
  *               process, lightos_comm_init_mpi over MPI_COMM_WORLD; device
  *               cpu, or cuda:<local rank>.  Baselines: MPI_Allreduce,
@@ -112,8 +114,8 @@ static double bus_factor(int c, uint32_t n) {
   }
 }
 
-enum { DEV_CPU, DEV_CUDA, DEV_OPENCL };
-static const char* const dev_name[] = {"cpu", "cuda", "opencl"};
+enum { DEV_CPU, DEV_CUDA, DEV_OPENCL, DEV_MIXED };
+static const char* const dev_name[] = {"cpu", "cuda", "opencl", "cuda+cpu"};
 
 typedef struct opts {
   uint32_t ranks;
@@ -172,8 +174,10 @@ static void usage(FILE* f) {
           "\n"
           "  --ranks N          in-process ranks (default 2)\n"
           "  --devices KIND     cpu (default), cuda or opencl: the first N devices of that\n"
-          "                     backend (cpu: LIGHTOS_CPU_DEVICES=N); under MPI cpu, or\n"
-          "                     cuda (device = the local rank)\n"
+          "                     backend (cpu: LIGHTOS_CPU_DEVICES=N); cuda+cpu: the first\n"
+          "                     N-1 CUDA devices and the CPU, a composed group, against\n"
+          "                     the same group flat; under MPI cpu, or cuda (device =\n"
+          "                     the local rank)\n"
           "  --mpi              run under MPI (needs a build with MPI; also automatic\n"
           "                     when started by mpirun)\n"
           "  --colls LIST       allreduce (default), all, or a comma list of allreduce,\n"
@@ -676,6 +680,7 @@ typedef struct world {
   lightos_queue_t q[MAX_RANKS];
   lightos_buffer_t sendb[MAX_RANKS], recvb[MAX_RANKS];
   lightos_comm_t comm[4][MAX_RANKS]; /* by level */
+  lightos_comm_t flat[4][MAX_RANKS]; /* cuda+cpu: the same group not composed */
   const char* transport[4];
   size_t cap;     /* bytes of each send and receive buffer */
   void* host;     /* cap bytes of host staging */
@@ -757,7 +762,7 @@ static void* dev_ptr(lightos_buffer_t b) {
 
 /* ---- The sides ---------------------------------------------------------------------- */
 
-enum { SIDE_LK, SIDE_NCCL, SIDE_MPI };
+enum { SIDE_LK, SIDE_NCCL, SIDE_MPI, SIDE_FLAT };
 
 typedef struct op_args {
   int c;
@@ -767,11 +772,11 @@ typedef struct op_args {
 
 static char g_fail[720];
 
-static int lk_issue(const op_args_t* a) {
+static int lk_issue_on(const op_args_t* a, lightos_comm_t (*comms)[MAX_RANKS]) {
   lightos_comm_group_start();
   int rc = 0;
   for (uint32_t i = 0; i < W.nlocal && !rc; ++i) {
-    lightos_comm_t cm = W.comm[a->level][i];
+    lightos_comm_t cm = comms[a->level][i];
     lightos_buffer_t s = W.sendb[i], r = W.recvb[i];
     lightos_status_t st;
     switch (a->c) {
@@ -802,6 +807,8 @@ static int lk_issue(const op_args_t* a) {
   }
   return rc;
 }
+
+static int lk_issue(const op_args_t* a) { return lk_issue_on(a, W.comm); }
 
 static int lk_wait(void) {
   int rc = 0;
@@ -925,6 +932,7 @@ static int mpi_issue(const op_args_t* a) {
 static int side_issue(int side, const op_args_t* a) {
   switch (side) {
     case SIDE_LK: return lk_issue(a);
+    case SIDE_FLAT: return lk_issue_on(a, W.flat);
     case SIDE_NCCL: return nccl_issue(a);
 #ifdef LK_BENCH_MPI
     case SIDE_MPI: return mpi_issue(a);
@@ -935,7 +943,8 @@ static int side_issue(int side, const op_args_t* a) {
 
 static int side_wait(int side) {
   switch (side) {
-    case SIDE_LK: return lk_wait();
+    case SIDE_LK:
+    case SIDE_FLAT: return lk_wait();
     case SIDE_NCCL: return cuda_wait();
     default: return 0; /* MPI calls are blocking */
   }
@@ -1253,10 +1262,13 @@ static void open_contexts_inprocess(void) {
   char uri[32];
   for (uint32_t i = 0; i < W.n; ++i) {
     snprintf(uri, sizeof uri, "%s:%u", dev_name[opt.devices], i);
+    /* cuda+cpu: the first n-1 CUDA devices, then the CPU. */
+    if (opt.devices == DEV_MIXED) snprintf(uri, sizeof uri, i + 1 < W.n ? "cuda:%u" : "cpu", i);
     if (lightos_context_create_from_uri(uri, &W.ctx[i])) {
       uint32_t nb = 0;
       const char* reason = NULL;
-      lightos_backend_t want = opt.devices == DEV_CUDA     ? LIGHTOS_BACKEND_CUDA
+      lightos_backend_t want = opt.devices == DEV_CUDA || opt.devices == DEV_MIXED
+                                   ? LIGHTOS_BACKEND_CUDA
                                : opt.devices == DEV_OPENCL ? LIGHTOS_BACKEND_OPENCL
                                                            : LIGHTOS_BACKEND_CPU;
       if (!lightos_backend_count(&nb))
@@ -1326,6 +1338,16 @@ static void init_comms(void) {
     if (s)
       die("communicator at level %s: %s", lightos_determinism_name((lightos_determinism_t)l),
           lk_err());
+    if (opt.devices == DEV_MIXED) {
+      const char* was = getenv("LIGHTOS_COMM_HIERARCHY");
+      char keep[32] = "";
+      if (was) snprintf(keep, sizeof keep, "%s", was);
+      setenv("LIGHTOS_COMM_HIERARCHY", "0", 1);
+      s = lightos_comm_init_all_config(W.n, W.ctx, &cfg, W.flat[l]);
+      if (was) setenv("LIGHTOS_COMM_HIERARCHY", keep, 1);
+      else unsetenv("LIGHTOS_COMM_HIERARCHY");
+      if (s) die("flat communicator: %s", lk_err());
+    }
     if (lightos_comm_transport(W.comm[l][0], &W.transport[l]))
       die("lightos_comm_transport: %s", lk_err());
   }
@@ -1380,8 +1402,10 @@ static void init_nccl(void) {
 
 static void teardown(void) {
   for (int l = 0; l < 4; ++l)
-    for (uint32_t i = 0; i < W.nlocal; ++i)
+    for (uint32_t i = 0; i < W.nlocal; ++i) {
       if (W.comm[l][i]) lightos_comm_destroy(W.comm[l][i]);
+      if (W.flat[l][i]) lightos_comm_destroy(W.flat[l][i]);
+    }
   if (W.nccl)
     for (uint32_t i = 0; i < W.nlocal; ++i)
       if (W.ncomm[i]) W.nccl->CommDestroy(W.ncomm[i]);
@@ -1441,7 +1465,8 @@ static void parse_args(int argc, char** argv) {
       if (!strcmp(v, "cpu")) opt.devices = DEV_CPU;
       else if (!strcmp(v, "cuda")) opt.devices = DEV_CUDA;
       else if (!strcmp(v, "opencl")) opt.devices = DEV_OPENCL;
-      else bad_arg("--devices: '%s' is not cpu, cuda or opencl", v);
+      else if (!strcmp(v, "cuda+cpu")) opt.devices = DEV_MIXED;
+      else bad_arg("--devices: '%s' is not cpu, cuda, opencl or cuda+cpu", v);
     } else if (FLAG("--mpi")) {
       opt.mpi = true;
     } else if (FLAG("--colls")) {
@@ -1495,7 +1520,8 @@ static void parse_args(int argc, char** argv) {
     if (!opt.warmup_set) opt.warmup = 1;
     if (!opt.budget_set) opt.budget_ms = 20;
   }
-  if (!opt.max_set && !opt.quick) opt.max_bytes = opt.devices == DEV_CPU ? 256u << 20 : 1u << 30;
+  if (!opt.max_set && !opt.quick)
+    opt.max_bytes = opt.devices == DEV_CUDA || opt.devices == DEV_OPENCL ? 1u << 30 : 256u << 20;
   if (opt.min_bytes > opt.max_bytes)
     bad_arg("--min %zu is larger than --max %zu", opt.min_bytes, opt.max_bytes);
   /* A floating-point product has no STRICT form (lightos_comm_* returns
@@ -1530,7 +1556,8 @@ int main(int argc, char** argv) {
 
   if (use_mpi) {
 #ifdef LK_BENCH_MPI
-    if (opt.devices == DEV_OPENCL) bad_arg("--devices opencl is not offered under MPI");
+    if (opt.devices == DEV_OPENCL || opt.devices == DEV_MIXED)
+      bad_arg("--devices %s is not offered under MPI", dev_name[opt.devices]);
     int provided = 0; /* MULTIPLE: LightOS's collectives then travel over MPI */
     MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
     int r = 0, n = 0;
@@ -1602,6 +1629,8 @@ int main(int argc, char** argv) {
     g_base[g_nbase++] = (base_t){SIDE_NCCL, "nccl", W.nccl != NULL, ""};
     snprintf(g_base[g_nbase - 1].off_why, sizeof g_base[0].off_why, "%s", W.nccl_why);
   }
+  if (opt.baseline && opt.devices == DEV_MIXED)
+    g_base[g_nbase++] = (base_t){SIDE_FLAT, "flat", true, ""};
 #ifdef LK_BENCH_MPI
   if (opt.baseline && W.mpi) {
     W.msend = xmalloc(W.cap);
@@ -1640,8 +1669,10 @@ int main(int argc, char** argv) {
              : W.mpi       ? ""
                            : " in-process on this device kind (MPI mode is the CPU baseline)");
     for (int b = 0; b < g_nbase; ++b) {
-      const char* what = g_base[b].side == SIDE_NCCL ? "NCCL on the same buffers and devices"
-                                                     : "MPI on host memory";
+      const char* what =
+          g_base[b].side == SIDE_NCCL   ? "NCCL on the same buffers and devices"
+          : g_base[b].side == SIDE_FLAT ? "the same group not composed (LIGHTOS_COMM_HIERARCHY=0)"
+                                        : "MPI on host memory";
       if (g_base[b].on) printf("# baseline %s: %s\n", g_base[b].name, what);
       else printf("# baseline %s: not available (%s)\n", g_base[b].name, g_base[b].off_why);
     }

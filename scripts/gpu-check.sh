@@ -112,6 +112,13 @@ if want comm; then
     step "comm:tree-pipeline-${n}gpu" env LIGHTOS_NCCL_P2P=0 LIGHTOS_NCCL_HALVING=0 \
       "./$BUILD/bench/bench_comm" --ranks "$n" --devices cuda --min 256M --max 256M --levels topology
   done
+  # A composed group: the GPUs' block over NCCL with the CPU as one more
+  # rank, against the same group flat (the host path for everything).
+  for n in 2 4; do
+    [ "$ngpu" -ge "$n" ] || continue
+    step "comm:composed-${n}gpu+cpu" "./$BUILD/bench/bench_comm" --ranks $((n + 1)) \
+      --devices cuda+cpu --min 1M --max 64M --step-factor 8 --levels topology
+  done
   for n in 1 2 4 8; do
     [ "$ngpu" -ge "$n" ] || continue
     step "comm:example-${n}gpu" "./$BUILD/allreduce_example" "$n" cuda
