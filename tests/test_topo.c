@@ -520,7 +520,34 @@ static void test_print(void) {
                                       "(((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7)))"};
   for (size_t i = 0; i < sizeof want8 / sizeof want8[0]; ++i)
     LK_CHECK_MSG(strstr(text, want8[i]) != NULL, "\"%s\" missing from:\n%s", want8[i], text);
+  LK_CHECK_MSG(strstr(text, "none: one backend (cuda)") != NULL, "composition of 8 GPUs:\n%s",
+               text);
   free(text);
+
+  /* Composition: four GPUs and a CPU.  Forced (LIGHTOS_COMM_HIERARCHY=1):
+   * the GPUs' block and the CPU alone; off: flat. */
+  lk_topo_dev_t d5[5];
+  for (uint32_t r = 0; r < 4; ++r) gpu_desc(&d5[r], r, "node-a");
+  d5[4] = d5[0];
+  snprintf(d5[4].uri, sizeof d5[4].uri, "cpu:0");
+  d5[4].backend = LIGHTOS_BACKEND_CPU;
+  d5[4].type = LIGHTOS_DEVICE_TYPE_CPU;
+  d5[4].pci_bus_id[0] = d5[4].pci_path[0] = '\0';
+  LK_REQUIRE_OK(lk_topo_build(d5, 5, &t));
+  setenv("LIGHTOS_COMM_HIERARCHY", "1", 1);
+  text = print_to_string(t);
+  LK_REQUIRE(text != NULL);
+  LK_CHECK_MSG(strstr(text, "[ranks 0-3: cuda block over NCCL] [rank 4]") != NULL,
+               "composition forced:\n%s", text);
+  free(text);
+  setenv("LIGHTOS_COMM_HIERARCHY", "0", 1);
+  text = print_to_string(t);
+  unsetenv("LIGHTOS_COMM_HIERARCHY");
+  LK_REQUIRE(text != NULL);
+  LK_CHECK_MSG(strstr(text, "flat: every collective on the host path (LIGHTOS_COMM_HIERARCHY=0)"),
+               "composition off:\n%s", text);
+  free(text);
+  lk_topo_free(t);
 }
 
 int main(void) {

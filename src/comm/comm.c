@@ -509,6 +509,36 @@ static void lk_backend_of(const lk_comm_t* c, char* out, size_t cap) {
   snprintf(out, cap, "%.*s", (int)len, uri);
 }
 
+bool lk_hier_plan(uint32_t n, const char* const* backend, const bool* lib, long mode,
+                  uint32_t* span) {
+  bool any = false;
+  if (mode == 0 || n < 3) {
+    for (uint32_t r = 0; r < n; ++r) span[r] = 1;
+    return false;
+  }
+  for (uint32_t r = 0; r < n;) {
+    uint32_t e = r + 1;
+    while (e < n && !strcmp(backend[e], backend[r])) ++e;
+    /* The run [r, e) of one backend: its largest aligned power-of-two
+     * blocks (the whole group one block: nothing to compose). */
+    for (uint32_t p = r; p < e;) {
+      uint32_t k = 1;
+      while ((p % (k * 2)) == 0 && p + k * 2 <= e) k *= 2;
+      bool can = true;
+      for (uint32_t i = 0; i < k; ++i) can = can && lib[p + i];
+      for (uint32_t i = 0; i < k; ++i) span[p + i] = 1;
+      if (k >= 2 && k < n && (mode == 1 || can)) {
+        for (uint32_t i = 1; i < k; ++i) span[p + i] = 0;
+        span[p] = k;
+        any = true;
+      }
+      p += k;
+    }
+    r = e;
+  }
+  return any;
+}
+
 /* A group of one process whose devices belong to several backends runs on
  * the host path.  Where a backend's devices form an aligned block of 2^j
  * ranks (first rank a multiple of 2^j) that gets a device library (NCCL on
@@ -528,44 +558,40 @@ static void lk_hier_setup(lk_comm_t* const* cs, uint32_t n, const lightos_comm_c
   lightos_comm_t* inner = calloc(n, sizeof *inner);
   lightos_context_t* ctxs = calloc(n, sizeof *ctxs);
   lightos_comm_t* outer = calloc(n, sizeof *outer);
+  char(*names)[32] = calloc(n, sizeof *names);
+  const char** bk = calloc(n, sizeof *bk);
+  bool* lib = calloc(n, sizeof *lib);
   bool any = false;
-  lightos_status_t s = span && inner && ctxs && outer ? LIGHTOS_SUCCESS : LIGHTOS_OUT_OF_MEMORY;
-  for (uint32_t r = 0; !s && r < n;) {
-    char b0[32], b[32];
-    lk_backend_of(cs[r], b0, sizeof b0);
-    uint32_t e = r + 1;
-    for (; e < n; ++e) {
-      lk_backend_of(cs[e], b, sizeof b);
-      if (strcmp(b, b0)) break;
-    }
-    /* The run [r, e): its largest aligned power-of-two blocks. */
-    for (uint32_t p = r; p < e;) {
-      uint32_t k = 1;
-      while ((p % (k * 2)) == 0 && p + k * 2 <= e) k *= 2;
-      /* (The whole group one block: nothing to compose.) */
-      if (k >= 2 && k < n && (mode == 1 || !strcmp(b0, "cuda"))) {
-        for (uint32_t i = 0; i < k; ++i) ctxs[i] = LK_HANDLE(cs[p + i]->context);
-        lightos_comm_t* blk = inner + p;
-        if (lightos_comm_init_all_config(k, ctxs, cfg, blk) == LIGHTOS_SUCCESS) {
-          lk_object_t* o = NULL;
-          lk_handle_resolve(blk[0], LK_OBJ_COMM, "comm", &o);
-          if (mode == 1 || ((lk_comm_t*)o)->dev_vtbl) {
-            span[p] = k;
-            any = true;
-            p += k;
-            continue;
-          }
-          for (uint32_t i = 0; i < k; ++i) {
-            lightos_comm_destroy(blk[i]);
-            blk[i] = NULL;
-          }
+  lightos_status_t s = span && inner && ctxs && outer && names && bk && lib
+                           ? LIGHTOS_SUCCESS
+                           : LIGHTOS_OUT_OF_MEMORY;
+  for (uint32_t r = 0; !s && r < n; ++r) {
+    lk_backend_of(cs[r], names[r], sizeof names[r]);
+    bk[r] = names[r];
+    lib[r] = !strcmp(names[r], "cuda"); /* whether NCCL comes: the block's setup says */
+  }
+  if (!s) lk_hier_plan(n, bk, lib, mode, span);
+  /* Each planned block's communicator; a block that cannot have one (or,
+   * unless forced, gets no device path) leaves its ranks alone. */
+  for (uint32_t p = 0; !s && p < n; ++p) {
+    const uint32_t k = span[p];
+    if (k < 2) continue;
+    for (uint32_t i = 0; i < k; ++i) ctxs[i] = LK_HANDLE(cs[p + i]->context);
+    lightos_comm_t* blk = inner + p;
+    bool kept = false;
+    if (lightos_comm_init_all_config(k, ctxs, cfg, blk) == LIGHTOS_SUCCESS) {
+      lk_object_t* o = NULL;
+      lk_handle_resolve(blk[0], LK_OBJ_COMM, "comm", &o);
+      kept = mode == 1 || ((lk_comm_t*)o)->dev_vtbl != NULL;
+      if (!kept)
+        for (uint32_t i = 0; i < k; ++i) {
+          lightos_comm_destroy(blk[i]);
+          blk[i] = NULL;
         }
-      }
-      /* Not composed: each rank of it alone at the upper level. */
-      for (uint32_t i = 0; i < k; ++i) span[p + i] = 1;
-      p += k;
     }
-    r = e;
+    if (kept) any = true;
+    else
+      for (uint32_t i = 0; i < k; ++i) span[p + i] = 1;
   }
   /* The upper level: one rank per block and per rank in none. */
   uint32_t m = 0;
@@ -621,6 +647,9 @@ static void lk_hier_setup(lk_comm_t* const* cs, uint32_t n, const lightos_comm_c
   free(inner);
   free(ctxs);
   free(outer);
+  free(names);
+  free(bk);
+  free(lib);
 }
 
 LIGHTOS_API lightos_status_t lightos_comm_init_all_config(uint32_t ncontexts,
@@ -740,24 +769,16 @@ static void lk_hier_setup_rank(lk_comm_t* c) {
   }
   /* The plan, the same on every rank. */
   bool any = false, mixed = false;
-  for (uint32_t r = 0; !s && r < n;) {
-    uint32_t e = r + 1;
-    while (e < n && !strcmp(all[e].backend, all[r].backend)) ++e;
-    for (uint32_t p = r; p < e;) {
-      uint32_t k = 1;
-      while ((p % (k * 2)) == 0 && p + k * 2 <= e) k *= 2;
-      bool lib = true;
-      for (uint32_t i = 0; i < k; ++i) lib = lib && all[p + i].lib;
-      if (k >= 2 && k < n && (mode == 1 || lib)) {
-        span[p] = k;
-        any = true;
-      } else {
-        for (uint32_t i = 0; i < k; ++i) span[p + i] = 1;
-      }
-      p += k;
-    }
-    r = e;
+  const char** bk = !s ? calloc(n, sizeof *bk) : NULL;
+  bool* lib = !s ? calloc(n, sizeof *lib) : NULL;
+  if (!s && (!bk || !lib)) s = LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory");
+  for (uint32_t r = 0; !s && r < n; ++r) {
+    bk[r] = all[r].backend;
+    lib[r] = all[r].lib != 0;
   }
+  if (!s) any = lk_hier_plan(n, bk, lib, mode, span);
+  free(bk);
+  free(lib);
   /* The upper level must mix backends (else it could take a device path,
    * whose tree is over its ranks, not over the leaves). */
   for (uint32_t r = 0; !s && r < n; ++r)

@@ -126,6 +126,14 @@ void lk_comm_set_aborted(lk_comm_t* c, const char* why);
 /* A level of a composed group (c->hier_owner set) failed: aborts c's
  * transport, c's owner and the owner's other level (comm.c). */
 void lk_hier_break(lk_comm_t* c, const char* why);
+/* The blocks a group over devices of these backends (rank order) is
+ * composed of: span[r] = 2^j at the first rank of a block to compose (an
+ * aligned run of one backend whose ranks all can[] have a device library,
+ * or any backend with mode 1), 0 at its other ranks, 1 at a rank alone at
+ * the upper level.  mode: LIGHTOS_COMM_HIERARCHY (0 never, -1 default, 1
+ * every backend).  Returns whether a block is composed (comm.c). */
+bool lk_hier_plan(uint32_t n, const char* const* backend, const bool* can, long mode,
+                  uint32_t* span);
 
 /* Device paths (comm_nccl.c).  Both are collective over the group and
  * leave the communicator on the host path (returning a failure that the

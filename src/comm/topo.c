@@ -13,6 +13,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "comm/comm_internal.h"
+#include "comm/comm_nccl.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "hal/cuda/cuda_backend.h"
@@ -1197,6 +1199,63 @@ static void lk_int_text(int v, char* buf, size_t cap) {
 
 #define LK_PRINT_MATRIX_MAX 64u
 
+/* How a group over these devices would be composed (comm.c,
+ * lk_hier_plan): aligned blocks of one backend with a device library sum
+ * inside, the host path between them. */
+static void lk_topo_print_composition(FILE* f, const lk_topo_t* t) {
+  const uint32_t n = t->n;
+  char(*names)[32] = calloc(n, sizeof *names);
+  const char** bk = calloc(n, sizeof *bk);
+  bool* can = calloc(n, sizeof *can);
+  uint32_t* span = calloc(n, sizeof *span);
+  if (!names || !bk || !can || !span) {
+    free(names);
+    free(bk);
+    free(can);
+    free(span);
+    return;
+  }
+  char why[256] = "";
+  int nccl = -1;
+  bool mixed = false;
+  for (uint32_t r = 0; r < n; ++r) {
+    snprintf(names[r], sizeof names[r], "%.*s", (int)strcspn(t->devs[r].uri, ":"),
+             t->devs[r].uri);
+    bk[r] = names[r];
+    mixed = mixed || strcmp(names[r], names[0]);
+    if (!strcmp(names[r], "cuda")) {
+      if (nccl < 0) nccl = lk_env_flag("LIGHTOS_COMM_NCCL", true) &&
+                           lk_nccl_library_version(why, sizeof why) > 0;
+      can[r] = nccl > 0;
+    }
+  }
+  const long mode = lk_env_long("LIGHTOS_COMM_HIERARCHY", -1);
+  fprintf(f, "\nComposition (a group over these devices mixing backends):\n");
+  if (!mixed) {
+    fprintf(f, "  none: one backend (%s)\n", n ? names[0] : "-");
+  } else if (!lk_hier_plan(n, bk, can, mode, span)) {
+    fprintf(f, "  flat: every collective on the host path (%s)\n",
+            mode == 0 ? "LIGHTOS_COMM_HIERARCHY=0"
+            : nccl == 0 ? "no block of CUDA devices can load NCCL"
+                        : "no aligned block of 2 or more devices of a backend with a device library");
+  } else {
+    fprintf(f, "  upper level on the host path over:");
+    for (uint32_t r = 0; r < n; ++r) {
+      if (span[r] > 1)
+        fprintf(f, " [ranks %u-%u: %s block%s]", r, r + span[r] - 1, names[r],
+                !strcmp(names[r], "cuda") ? " over NCCL" : "");
+      else if (span[r] == 1)
+        fprintf(f, " [rank %u]", r);
+    }
+    fprintf(f, "\n  why: each block is an aligned node of the TOPOLOGY tree; f32/f64/integer "
+               "allreduce take it, the bits stay the flat group's\n");
+  }
+  free(names);
+  free(bk);
+  free(can);
+  free(span);
+}
+
 lightos_status_t lk_topo_print(FILE* f, const lk_topo_t* t) {
   if (!f) return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "f is NULL");
   if (!t) return LK_FAIL(LIGHTOS_INVALID_ARGUMENT, "t is NULL");
@@ -1289,5 +1348,6 @@ lightos_status_t lk_topo_print(FILE* f, const lk_topo_t* t) {
           "the rank count\n"
           "  STRICT    exact fixed-point accumulation rounded once: independent of any order\n",
           tree);
+  lk_topo_print_composition(f, t);
   return ferror(f) ? LK_FAIL(LIGHTOS_INTERNAL, "writing the topology failed") : LIGHTOS_SUCCESS;
 }
