@@ -378,6 +378,27 @@ static void test_composed_groups(void) {
                      lightos_determinism_name(lv), lightos_dtype_name(dt),
                      op == LIGHTOS_OP_SUM ? "sum" : op == LIGHTOS_OP_AVG ? "avg" : op == LIGHTOS_OP_PROD ? "prod" : "max");
       }
+      /* Broadcast from every root (in place on the root for odd roots):
+       * every rank gets the root's bytes. */
+      for (uint32_t root = 0; lv != LIGHTOS_DETERMINISM_STRICT && root < lay[l].n; ++root) {
+        const size_t bytes = count * 4;
+        for (size_t i = 0; i < count; ++i) ((uint32_t*)in[root])[i] = (uint32_t)rnd();
+        lightos_buffer_t sb = buf_with(comp.ctx[root], in[root], bytes), rb[MAXR];
+        for (uint32_t r = 0; r < lay[l].n; ++r)
+          rb[r] = r == root && root % 2 ? sb : buf_with(comp.ctx[r], NULL, bytes);
+        for (uint32_t r = 0; r < lay[l].n; ++r)
+          LK_CHECK_STATUS(lightos_comm_broadcast(r == root ? sb : NULL, rb[r], count,
+                                                 LIGHTOS_DTYPE_F32, root, comp.comm[r], NULL),
+                          LIGHTOS_SUCCESS);
+        LK_CHECK_STATUS(finish_all(&comp), LIGHTOS_SUCCESS);
+        for (uint32_t r = 0; r < lay[l].n; ++r) {
+          lightos_buffer_read(rb[r], 0, bytes, got);
+          LK_CHECK_MSG(!memcmp(got, in[root], bytes), "layout %zu: broadcast from %u: rank %u", l,
+                       root, r);
+          if (rb[r] != sb) lightos_buffer_release(rb[r]);
+        }
+        lightos_buffer_release(sb);
+      }
       group_free(&flat);
       group_free(&comp);
     }

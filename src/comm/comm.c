@@ -100,6 +100,7 @@ static void lk_comm_free(lk_object_t* obj) {
   lk_comm_t* c = (lk_comm_t*)obj;
   if (c->xport) c->xport->vtbl->destroy(c->xport);
   free(c->spans);
+  free(c->hier_span);
   lk_scratch_free(&c->scratch);
   pthread_mutex_destroy(&c->lock);
   pthread_cond_destroy(&c->cv);
@@ -634,6 +635,8 @@ static void lk_hier_setup(lk_comm_t* const* cs, uint32_t n, const lightos_comm_c
         cs[r]->hier_outer = (lk_comm_t*)o;
         cs[r]->hier_outer->hier_owner = cs[r];
       }
+      cs[r]->hier_span = malloc(n * sizeof *span);
+      if (cs[r]->hier_span) memcpy(cs[r]->hier_span, span, n * sizeof *span);
     }
     LK_LOG_INFO("comm: %u ranks composed: %u at the upper level", n, m);
   } else {
@@ -824,6 +827,8 @@ static void lk_hier_setup_rank(lk_comm_t* c) {
   if (ok) {
     c->hier_inner = ic;
     c->hier_outer = oc;
+    c->hier_span = span;
+    span = NULL;
     if (ic) ic->hier_owner = c;
     if (oc) oc->hier_owner = c;
     if (me == 0) LK_LOG_INFO("comm: %u processes composed", n);
@@ -1352,6 +1357,10 @@ LIGHTOS_API lightos_status_t lightos_comm_reduce(lightos_buffer_t send, lightos_
   return s ? s : lk_enqueue(c, LK_COLL_REDUCE, sb, rb, count, dtype, op, root, queue);
 }
 
+static lightos_status_t lk_hier_broadcast(lk_comm_t* c, lk_buffer_t* sb, lk_buffer_t* rb,
+                                          size_t count, lightos_dtype_t dtype, uint32_t root,
+                                          lightos_queue_t queue);
+
 LIGHTOS_API lightos_status_t lightos_comm_broadcast(lightos_buffer_t send, lightos_buffer_t recv,
                                                     size_t count, lightos_dtype_t dtype,
                                                     uint32_t root, lightos_comm_t comm,
@@ -1364,8 +1373,51 @@ LIGHTOS_API lightos_status_t lightos_comm_broadcast(lightos_buffer_t send, light
   lk_buffer_t *sb = NULL, *rb = NULL;
   if (!s && c->rank == root) s = lk_check_buffer(c, send, "send", bytes, &sb);
   if (!s) s = lk_check_buffer(c, recv, "recv", bytes, &rb);
-  return s ? s
-           : lk_enqueue(c, LK_COLL_BROADCAST, sb, rb, count, dtype, LIGHTOS_OP_SUM, root, queue);
+  if (s) return s;
+  s = lk_hier_broadcast(c, sb, rb, count, dtype, root, queue);
+  if (s != LIGHTOS_UNSUPPORTED) return s;
+  return lk_enqueue(c, LK_COLL_BROADCAST, sb, rb, count, dtype, LIGHTOS_OP_SUM, root, queue);
+}
+
+/* A broadcast of a composed group: inside the root's block (from the
+ * root), at the upper level (from the root's block), inside the other
+ * blocks (from their first ranks).  LIGHTOS_UNSUPPORTED: the flat path. */
+static lightos_status_t lk_hier_broadcast(lk_comm_t* c, lk_buffer_t* sb, lk_buffer_t* rb,
+                                          size_t count, lightos_dtype_t dtype, uint32_t root,
+                                          lightos_queue_t queue) {
+  const uint32_t* span = c->hier_span;
+  if ((!c->hier_inner && !c->hier_outer) || !span || (c->config.flags & LIGHTOS_COMM_CHECK))
+    return LIGHTOS_UNSUPPORTED;
+  lightos_status_t s = lk_fail_if_aborted(c);
+  if (s) return s;
+  uint32_t rf = root, mf = c->rank, root_up = 0;
+  while (!span[rf]) --rf;
+  while (!span[mf]) --mf;
+  for (uint32_t r = 0; r < rf; ++r) root_up += span[r] != 0;
+  const lightos_dtype_t u8 = LIGHTOS_DTYPE_U8;
+  const size_t bytes = count * lightos_dtype_size(dtype);
+  lk_buffer_t* have = c->rank == root ? sb : NULL; /* where this rank holds the data */
+  if (c->hier_inner && mf == rf) {
+    s = lk_enqueue_ex(c->hier_inner, LK_COLL_BROADCAST, have, rb, bytes, u8, LIGHTOS_OP_SUM,
+                      root - rf, queue, false);
+    have = rb;
+  }
+  if (!s && c->hier_outer)
+    s = lk_enqueue_ex(c->hier_outer, LK_COLL_BROADCAST, mf == rf ? have : NULL, rb, bytes, u8,
+                      LIGHTOS_OP_SUM, root_up, queue, false);
+  if (!s && c->hier_inner && mf != rf)
+    s = lk_enqueue_ex(c->hier_inner, LK_COLL_BROADCAST, c->rank == mf ? rb : NULL, rb, bytes, u8,
+                      LIGHTOS_OP_SUM, 0, queue, false);
+  if (s) {
+    const lightos_error_info_t saved = *lightos_last_error();
+    char why[sizeof c->abort_msg];
+    snprintf(why, sizeof why, "a composed broadcast failed on rank %u: %s", c->rank, saved.message);
+    lk_comm_set_aborted(c, why);
+    if (c->hier_inner) (void)lightos_comm_abort(LK_HANDLE(c->hier_inner));
+    if (c->hier_outer) (void)lightos_comm_abort(LK_HANDLE(c->hier_outer));
+    return LK_FAIL(saved.status, "%s", saved.message);
+  }
+  return LIGHTOS_SUCCESS;
 }
 
 /* allgather / alltoall / reduce_scatter share their checks. */

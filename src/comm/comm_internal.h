@@ -117,6 +117,7 @@ typedef struct lk_comm {
   struct lk_comm* hier_inner;
   struct lk_comm* hier_outer;
   struct lk_comm* hier_owner; /* of a block's or an upper level's: its rank's group */
+  uint32_t* hier_span;        /* a composed group's plan (lk_hier_plan; owned), else NULL */
   uint32_t* spans;            /* upper levels: leaves per rank (owned), else NULL */
 } lk_comm_t;
 
