@@ -1782,7 +1782,7 @@ static void test_gpu_host_path_matches(void) {
  * (comm.c, lk_hier_setup), the block's broadcast hands the result back.
  * The bits equal the flat host path's (LIGHTOS_COMM_HIERARCHY=0) for f32,
  * f64 and i32 sums and f32 avg at TOPOLOGY, i32 at NONE; every rank holds
- * the same bits. */
+ * the same bits.  Broadcast from every root reaches every rank. */
 static void test_gpu_composed(void) {
   if (!need_gpus(2)) return;
   const size_t count = ((size_t)1 << 20) + 3;
@@ -1847,6 +1847,28 @@ static void test_gpu_composed(void) {
       grp_free(&flat);
       grp_free(&comp);
     }
+    /* Broadcast from every root: every rank gets the root's bytes. */
+    grp_t comp;
+    LK_REQUIRE_OK(grp_make(&comp, lay[l].n, ctx, LIGHTOS_DETERMINISM_TOPOLOGY, 60));
+    for (uint32_t root = 0; root < lay[l].n; ++root) {
+      const size_t bytes = count * 4;
+      for (size_t i = 0; i < count; ++i) ((uint32_t*)in[root])[i] = (uint32_t)rand();
+      lightos_buffer_t sb = buf_with(ctx[root], in[root], bytes), rb[MAXR];
+      for (uint32_t r = 0; r < lay[l].n; ++r) rb[r] = buf_with(ctx[r], NULL, bytes);
+      for (uint32_t r = 0; r < lay[l].n; ++r)
+        LK_CHECK_STATUS(lightos_comm_broadcast(r == root ? sb : NULL, rb[r], count,
+                                               LIGHTOS_DTYPE_F32, root, comp.comm[r], NULL),
+                        LIGHTOS_SUCCESS);
+      LK_CHECK_STATUS(grp_finish(&comp), LIGHTOS_SUCCESS);
+      for (uint32_t r = 0; r < lay[l].n; ++r) {
+        lightos_buffer_read(rb[r], 0, bytes, got[0]);
+        LK_CHECK_MSG(!memcmp(got[0], in[root], bytes), "layout %zu: broadcast from %u: rank %u",
+                     l, root, r);
+        lightos_buffer_release(rb[r]);
+      }
+      lightos_buffer_release(sb);
+    }
+    grp_free(&comp);
   }
   for (uint32_t r = 0; r < MAXR; ++r) {
     free(in[r]);
