@@ -504,10 +504,18 @@ static lightos_status_t lk_comm_new(lk_context_t* ctx, uint32_t rank, uint32_t s
 /* ---- Composed groups ------------------------------------------------------- */
 
 /* The backend of a communicator's device ("cuda", "cpu", "opencl"). */
+void lk_uri_backend(const char* uri, char* out, size_t cap) {
+  snprintf(out, cap, "%.*s", (int)strcspn(uri, ":"), uri);
+}
+
 static void lk_backend_of(const lk_comm_t* c, char* out, size_t cap) {
-  const char* uri = c->context->device->hal->info.uri;
-  size_t len = strcspn(uri, ":");
-  snprintf(out, cap, "%.*s", (int)len, uri);
+  lk_uri_backend(c->context->device->hal->info.uri, out, cap);
+}
+
+bool lk_hier_lib(const char* backend) {
+  char why[256];
+  return !strcmp(backend, "cuda") && lk_env_flag("LIGHTOS_COMM_NCCL", true) &&
+         lk_nccl_library_version(why, sizeof why) > 0;
 }
 
 bool lk_hier_plan(uint32_t n, const char* const* backend, const bool* lib, long mode,
@@ -596,8 +604,7 @@ static void lk_hier_setup(lk_comm_t* const* cs, uint32_t n, const lightos_comm_c
   }
   /* The upper level: one rank per block and per rank in none. */
   uint32_t m = 0;
-  for (uint32_t r = 0; !s && any && r < n; ++r)
-    if (span[r]) ctxs[m++] = LK_HANDLE(cs[r]->context);
+  for (uint32_t r = 0; !s && any && r < n; ++r) m += span[r] != 0;
   if (!s && any) {
     lk_xport_id_t id;
     s = lk_inproc_new_id(m, &id);
@@ -760,9 +767,7 @@ static void lk_hier_setup_rank(lk_comm_t* c) {
   lk_hier_hello_t mine;
   memset(&mine, 0, sizeof mine);
   lk_backend_of(c, mine.backend, sizeof mine.backend);
-  char why[256];
-  mine.lib = !strcmp(mine.backend, "cuda") && lk_env_flag("LIGHTOS_COMM_NCCL", true) &&
-             lk_nccl_library_version(why, sizeof why) > 0;
+  mine.lib = lk_hier_lib(mine.backend);
   lk_hier_hello_t* all = calloc(n, sizeof *all);
   uint32_t* span = calloc(n, sizeof *span);
   lightos_status_t s = all && span ? LIGHTOS_SUCCESS : LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory");
@@ -1222,6 +1227,20 @@ static lightos_status_t lk_enqueue(lk_comm_t* c, lk_coll_kind_t kind, lk_buffer_
   return lk_enqueue_ex(c, kind, sb, rb, count, dtype, op, root, queue, true);
 }
 
+/* A step of a composed collective failed after the rank's earlier steps
+ * were enqueued: the other ranks went on, so the group is broken; they
+ * learn it from the block's and the upper level's communicators.  Returns
+ * the step's failure. */
+static lightos_status_t lk_hier_fail(lk_comm_t* c, const char* what) {
+  const lightos_error_info_t saved = *lightos_last_error();
+  char why[sizeof c->abort_msg];
+  snprintf(why, sizeof why, "a composed %s failed on rank %u: %s", what, c->rank, saved.message);
+  lk_comm_set_aborted(c, why);
+  if (c->hier_inner) (void)lightos_comm_abort(LK_HANDLE(c->hier_inner));
+  if (c->hier_outer) (void)lightos_comm_abort(LK_HANDLE(c->hier_outer));
+  return LK_FAIL(saved.status, "%s", saved.message);
+}
+
 /* An allreduce of a composed group (lk_hier_setup): inside the rank's
  * block, at the upper level (the block's first rank, or a rank alone),
  * back inside the block; in stream order on the rank's queue.  Returns
@@ -1249,19 +1268,7 @@ static lightos_status_t lk_hier_allreduce(lk_comm_t* c, lk_buffer_t* sb, lk_buff
   if (!s)
     s = lk_enqueue_ex(c->hier_inner, LK_COLL_BROADCAST, rb, rb, count, dtype, LIGHTOS_OP_SUM, 0,
                       queue, false);
-  if (s) {
-    /* The other ranks went on: the group is broken; they learn it from the
-     * block's and the upper level's communicators. */
-    const lightos_error_info_t saved = *lightos_last_error();
-    char why[sizeof c->abort_msg];
-    snprintf(why, sizeof why, "a composed allreduce failed on rank %u: %s", c->rank,
-             saved.message);
-    lk_comm_set_aborted(c, why);
-    (void)lightos_comm_abort(LK_HANDLE(c->hier_inner));
-    if (c->hier_outer) (void)lightos_comm_abort(LK_HANDLE(c->hier_outer));
-    return LK_FAIL(saved.status, "%s", saved.message);
-  }
-  return s;
+  return s ? lk_hier_fail(c, "allreduce") : LIGHTOS_SUCCESS;
 }
 
 LIGHTOS_API lightos_status_t lightos_comm_allreduce_multi(const lightos_buffer_t* sends,
@@ -1408,16 +1415,7 @@ static lightos_status_t lk_hier_broadcast(lk_comm_t* c, lk_buffer_t* sb, lk_buff
   if (!s && c->hier_inner && mf != rf)
     s = lk_enqueue_ex(c->hier_inner, LK_COLL_BROADCAST, c->rank == mf ? rb : NULL, rb, bytes, u8,
                       LIGHTOS_OP_SUM, 0, queue, false);
-  if (s) {
-    const lightos_error_info_t saved = *lightos_last_error();
-    char why[sizeof c->abort_msg];
-    snprintf(why, sizeof why, "a composed broadcast failed on rank %u: %s", c->rank, saved.message);
-    lk_comm_set_aborted(c, why);
-    if (c->hier_inner) (void)lightos_comm_abort(LK_HANDLE(c->hier_inner));
-    if (c->hier_outer) (void)lightos_comm_abort(LK_HANDLE(c->hier_outer));
-    return LK_FAIL(saved.status, "%s", saved.message);
-  }
-  return LIGHTOS_SUCCESS;
+  return s ? lk_hier_fail(c, "broadcast") : LIGHTOS_SUCCESS;
 }
 
 /* allgather / alltoall / reduce_scatter share their checks. */

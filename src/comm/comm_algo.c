@@ -436,17 +436,15 @@ lightos_status_t lk_algo_allreduce(const lk_algo_t* a, const void* const* sends,
    * node of the tree over all the leaves, which the ranks' trees then
    * complete (spans).  Equal counts need no spans: the tree over ranks is
    * that tree already. */
-  uint32_t* spans = NULL;
+  const uint32_t* spans = NULL;
+  uint32_t* own = NULL; /* spans made here (multi) */
   if (a->spans && !multi) {
     /* The upper level of a composed group: rank r's buffer is its block's
      * subtree over a->spans[r] leaves. */
     ntotal = 0;
     for (uint32_t r = 0; r < n; ++r) ntotal += a->spans[r];
-    if (a->level >= LIGHTOS_DETERMINISM_TOPOLOGY && !lk_strict_applies(a->level, dt, op)) {
-      spans = malloc(n * sizeof *spans);
-      if (!spans) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory");
-      memcpy(spans, a->spans, n * sizeof *spans);
-    }
+    if (a->level >= LIGHTOS_DETERMINISM_TOPOLOGY && !lk_strict_applies(a->level, dt, op))
+      spans = a->spans;
   }
   if (multi) {
     /* Contributions per rank may differ: the total decides avg (and the
@@ -465,9 +463,9 @@ lightos_status_t lk_algo_allreduce(const lk_algo_t* a, const void* const* sends,
     }
     if (!s && aligned && !equal && ntotal <= UINT32_MAX / 2 &&
         a->level >= LIGHTOS_DETERMINISM_TOPOLOGY && !lk_strict_applies(a->level, dt, op)) {
-      spans = malloc(n * sizeof *spans);
-      if (!spans) s = LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory");
-      for (uint32_t r = 0; spans && r < n; ++r) spans[r] = (uint32_t)ks[r];
+      spans = own = malloc(n * sizeof *own);
+      if (!own) s = LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory");
+      for (uint32_t r = 0; own && r < n; ++r) own[r] = (uint32_t)ks[r];
     }
     free(ks);
     if (s) return s;
@@ -477,7 +475,7 @@ lightos_status_t lk_algo_allreduce(const lk_algo_t* a, const void* const* sends,
 
   size_t* offs = malloc((n + 1) * sizeof *offs);
   if (!offs) {
-    free(spans);
+    free(own);
     return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory");
   }
   if (lk_strict_applies(a->level, dt, op)) {
@@ -503,7 +501,7 @@ lightos_status_t lk_algo_allreduce(const lk_algo_t* a, const void* const* sends,
     acc = lk_tmp(a, LK_SCR_LOCAL, count * lk_red_acc_size(dt) + 1);
     if (!acc) {
       free(offs);
-      free(spans);
+      free(own);
       return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for %zu accumulators", count);
     }
     s = lk_red_tree(dt, op == LIGHTOS_OP_AVG ? LIGHTOS_OP_SUM : op, sends, nsends, false, acc,
@@ -511,7 +509,7 @@ lightos_status_t lk_algo_allreduce(const lk_algo_t* a, const void* const* sends,
     if (s) {
       lk_tmp_done(a, acc);
       free(offs);
-      free(spans);
+      free(own);
       return s;
     }
     data = acc;
@@ -527,7 +525,7 @@ lightos_status_t lk_algo_allreduce(const lk_algo_t* a, const void* const* sends,
   }
   if (acc) lk_tmp_done(a, acc);
   free(offs);
-  free(spans);
+  free(own);
   return s;
 }
 

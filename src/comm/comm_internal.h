@@ -135,6 +135,11 @@ void lk_hier_break(lk_comm_t* c, const char* why);
  * every backend).  Returns whether a block is composed (comm.c). */
 bool lk_hier_plan(uint32_t n, const char* const* backend, const bool* can, long mode,
                   uint32_t* span);
+/* Whether a block of this backend's devices gets its device library (CUDA
+ * with NCCL loadable and not turned off): the plan's can[] (comm.c). */
+bool lk_hier_lib(const char* backend);
+/* The backend part of a device URI ("cuda" of "cuda:1"). */
+void lk_uri_backend(const char* uri, char* out, size_t cap);
 
 /* Device paths (comm_nccl.c).  Both are collective over the group and
  * leave the communicator on the host path (returning a failure that the

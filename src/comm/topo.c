@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include "comm/comm_internal.h"
-#include "comm/comm_nccl.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "hal/cuda/cuda_backend.h"
@@ -1215,19 +1214,13 @@ static void lk_topo_print_composition(FILE* f, const lk_topo_t* t) {
     free(span);
     return;
   }
-  char why[256] = "";
-  int nccl = -1;
-  bool mixed = false;
+  bool mixed = false, cuda_without = false;
   for (uint32_t r = 0; r < n; ++r) {
-    snprintf(names[r], sizeof names[r], "%.*s", (int)strcspn(t->devs[r].uri, ":"),
-             t->devs[r].uri);
+    lk_uri_backend(t->devs[r].uri, names[r], sizeof names[r]);
     bk[r] = names[r];
     mixed = mixed || strcmp(names[r], names[0]);
-    if (!strcmp(names[r], "cuda")) {
-      if (nccl < 0) nccl = lk_env_flag("LIGHTOS_COMM_NCCL", true) &&
-                           lk_nccl_library_version(why, sizeof why) > 0;
-      can[r] = nccl > 0;
-    }
+    can[r] = lk_hier_lib(names[r]);
+    cuda_without = cuda_without || (!can[r] && !strcmp(names[r], "cuda"));
   }
   const long mode = lk_env_long("LIGHTOS_COMM_HIERARCHY", -1);
   fprintf(f, "\nComposition (a group over these devices mixing backends):\n");
@@ -1236,7 +1229,7 @@ static void lk_topo_print_composition(FILE* f, const lk_topo_t* t) {
   } else if (!lk_hier_plan(n, bk, can, mode, span)) {
     fprintf(f, "  flat: every collective on the host path (%s)\n",
             mode == 0 ? "LIGHTOS_COMM_HIERARCHY=0"
-            : nccl == 0 ? "no block of CUDA devices can load NCCL"
+            : cuda_without ? "no block of CUDA devices can load NCCL"
                         : "no aligned block of 2 or more devices of a backend with a device library");
   } else {
     fprintf(f, "  upper level on the host path over:");
