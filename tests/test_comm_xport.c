@@ -460,6 +460,20 @@ static void wait_step(shared_t* s, int step) {
   for (int i = 0; i < 3000 && atomic_load(&s->step) < step; i++) nap(0.002);
 }
 
+/* A new TCP group of n ranks in threads, each running body with one shared
+ * step counter; every rank must join and succeed. */
+static void run_shared(uint32_t n, body_fn body) {
+  lk_xport_id_t id;
+  LK_REQUIRE_OK(lk_tcp_new_id(&id));
+  shared_t sh;
+  atomic_init(&sh.step, 0);
+  trank_t t[8];
+  init_ranks(t, n, &id, body, &sh);
+  run_threads(t, n);
+  check_ranks_ok(t, n);
+}
+
+
 /* Rank 1 receives 200 bytes where rank 0 sends 100. */
 static int body_mismatch(trank_t* t) {
   lk_xport_t* x = t->x;
@@ -549,16 +563,7 @@ static int body_timeout(trank_t* t) {
   return 0;
 }
 
-static void test_peer_never_posts(void) {
-  lk_xport_id_t id;
-  LK_REQUIRE_OK(lk_tcp_new_id(&id));
-  shared_t sh;
-  atomic_init(&sh.step, 0);
-  trank_t t[2];
-  init_ranks(t, 2, &id, body_timeout, &sh);
-  run_threads(t, 2);
-  check_ranks_ok(t, 2);
-}
+static void test_peer_never_posts(void) { run_shared(2, body_timeout); }
 
 static void* aborter(void* a) {
   lk_xport_t* x = a;
@@ -645,16 +650,7 @@ static int body_abort_idle(trank_t* t) {
   return 0;
 }
 
-static void test_abort_idle(void) {
-  lk_xport_id_t id;
-  LK_REQUIRE_OK(lk_tcp_new_id(&id));
-  shared_t sh;
-  atomic_init(&sh.step, 0);
-  trank_t t[2];
-  init_ranks(t, 2, &id, body_abort_idle, &sh);
-  run_threads(t, 2);
-  check_ranks_ok(t, 2);
-}
+static void test_abort_idle(void) { run_shared(2, body_abort_idle); }
 
 /* peer_lost: false while every peer is connected (also after exchanges);
  * once rank 2 destroys its endpoint, true on ranks 0 and 1 within a
@@ -704,16 +700,7 @@ static int body_peer_lost(trank_t* t) {
   return 0;
 }
 
-static void test_peer_lost(void) {
-  lk_xport_id_t id;
-  LK_REQUIRE_OK(lk_tcp_new_id(&id));
-  shared_t sh;
-  atomic_init(&sh.step, 0);
-  trank_t t[3];
-  init_ranks(t, 3, &id, body_peer_lost, &sh);
-  run_threads(t, 3);
-  check_ranks_ok(t, 3);
-}
+static void test_peer_lost(void) { run_shared(3, body_peer_lost); }
 
 /* Joins that cannot succeed fail on every rank, quickly, saying why. */
 static void expect_join_failure(trank_t* t, uint32_t n, lightos_status_t want, const char* text,
