@@ -37,15 +37,17 @@
  *   on the checked collectives): LIGHTOS_UNSUPPORTED, the host path.
  *
  * Stream order.  enqueue() issues the work on the caller's queue's stream
- * at once, from the calling thread (lk_cu_queue_enqueue_native), with a
- * keep-alive command holding the buffers until the stream has passed it.
- * NCCL executes one communicator's operations in call order; the kernels
- * run on a second stream ("aux") ordered with CUevents, so that segment
- * s's reduction overlaps segment s+1's all-to-all.  Caveat: like every
- * native enqueue, the call waits while the queue holds host work (a wait
- * for an event, e.g. behind a host-path collective of the same queue); one
- * thread that drives several ranks should then issue such operations
- * rank by rank in op order or inside lightos_comm_group_start/end.
+ * (lk_cu_queue_submit_native), with a keep-alive command holding the
+ * buffers until the stream has passed it: at once from the calling thread,
+ * or — while the queue holds host work (a wait for an event, e.g. behind a
+ * host-path collective on the same queue, as in a composed group's steps)
+ * — later from the queue's host thread, in queue order, so that one thread
+ * driving several ranks never blocks on one rank's queue.  A rank's later
+ * operations on another queue wait until those are issued (nissue), so
+ * NCCL sees every rank's operations in one order.  NCCL executes one
+ * communicator's operations in call order; the kernels run on a second
+ * stream ("aux") ordered with CUevents, so that segment s's reduction
+ * overlaps segment s+1's all-to-all.
  *
  * Two NCCL communicators per rank ("lanes"): the enqueue lane, driven by
  * the threads that enqueue, made when the group attaches; the STRICT lane,
@@ -541,6 +543,14 @@ typedef struct lk_nl_dev {
    * an operation (lk_nl_enqueue), summed; printed when the group goes. */
   bool iprof_on;
   uint64_t iprof_ops, iprof_ns[5];
+  /* Operations handed to a queue and not issued yet (lk_nl_enqueue): a
+   * queue whose host thread has work ahead issues them later, so this
+   * rank's later operations wait unless they go to that same queue (NCCL
+   * needs every rank's operations in one order). */
+  pthread_mutex_t ilock;
+  pthread_cond_t icv;
+  uint32_t nissue;
+  const lk_queue_t* issue_q;
 } lk_nl_dev_t;
 
 /* The ranks of one lightos_comm_init_all, for aborting them together. */
@@ -1595,17 +1605,17 @@ static int lk_nl_nop(lightos_reduce_op_t op) {
 
 typedef struct lk_nl_job {
   lk_nl_dev_t* d;
-  const lk_coll_desc_t* op;
+  lk_coll_desc_t op;  /* the operation's scalars (its buffer pointers are cleared) */
   int route;
   CUdeviceptr sp, rp; /* send data (adjusted for in-place allgather), recv */
-  uint64_t t[5];      /* LIGHTOS_NCCL_ISSUE_PROFILE: when each step ended */
+  uint64_t t0, t[5];  /* LIGHTOS_NCCL_ISSUE_PROFILE: handed over, each step's end */
 } lk_nl_job_t;
 
 /* One NCCL collective on stream st (lane lock held). */
 static lightos_status_t lk_nl_direct(lk_nl_dev_t* d, lk_nl_lane_t* l, CUstream st,
                                      const lk_nl_job_t* j) {
   const lk_nccl_api_t* api = d->nccl;
-  const lk_coll_desc_t* op = j->op;
+  const lk_coll_desc_t* op = &j->op;
   const lk_comm_t* c = d->c;
   const size_t es = lightos_dtype_size(op->dtype);
   const void* sp = (const void*)(uintptr_t)j->sp;
@@ -1706,7 +1716,7 @@ static lightos_status_t lk_nl_tree_run(lk_nl_dev_t* d, lk_nl_lane_t* l, CUstream
 
 static lightos_status_t lk_nl_tree_op(lk_nl_dev_t* d, lk_nl_lane_t* l, CUstream st,
                                       const lk_nl_job_t* j) {
-  return lk_nl_tree_run(d, l, st, j->op, j->sp, j->rp, j->op->count, j->route == LK_NL_P2P);
+  return lk_nl_tree_run(d, l, st, &j->op, j->sp, j->rp, j->op.count, j->route == LK_NL_P2P);
 }
 
 /* ---- recursive halving (RUN/TOPOLOGY float sums on 2^K ranks) --------------------------
@@ -1778,7 +1788,7 @@ typedef struct lk_nl_hseg {
 
 static lk_nl_hseg_t lk_nl_hseg(const lk_nl_lane_t* l, const lk_nl_job_t* j, size_t segc,
                                size_t body, size_t i, bool stage) {
-  const size_t es = lightos_dtype_size(j->op->dtype);
+  const size_t es = lightos_dtype_size(j->op.dtype);
   lk_nl_hseg_t g;
   g.len = body - i * segc < segc ? body - i * segc : segc;
   g.user_in = j->sp + (CUdeviceptr)(i * segc * es);
@@ -1799,9 +1809,9 @@ static lk_nl_hseg_t lk_nl_hseg(const lk_nl_lane_t* l, const lk_nl_job_t* j, size
 static lightos_status_t lk_nl_halve_down(lk_nl_dev_t* d, lk_nl_lane_t* l, CUstream M,
                                          const lk_nl_job_t* j, const lk_nl_hseg_t* g) {
   const uint32_t n = d->c->size;
-  const size_t es = lightos_dtype_size(j->op->dtype);
-  const int ndt = lk_nl_ndt(j->op->dtype);
-  const int nop = j->op->op == LIGHTOS_OP_PROD ? LK_NCCL_PROD : LK_NCCL_SUM;
+  const size_t es = lightos_dtype_size(j->op.dtype);
+  const int ndt = lk_nl_ndt(j->op.dtype);
+  const int nop = j->op.op == LIGHTOS_OP_PROD ? LK_NCCL_PROD : LK_NCCL_SUM;
   if (g->staged) {
     CUresult r = d->api->cuMemcpyDtoDAsync_v2(g->in, g->user_in, g->len * es, M);
     if (r) return lk_cu_fail(d->cu, r, "cuMemcpyDtoDAsync", "staging a misaligned buffer");
@@ -1829,8 +1839,8 @@ static lightos_status_t lk_nl_halve_fin(lk_nl_dev_t* d, CUstream st, const lk_nl
                                         const lk_nl_hseg_t* g, CUdeviceptr flag) {
   size_t off[LK_HALVE_MAXSTEP + 1], hi[LK_HALVE_MAXSTEP + 1];
   const uint32_t steps = lk_halve_regions(d->c->size, d->c->rank, g->base, g->len, off, hi);
-  const size_t es = lightos_dtype_size(j->op->dtype);
-  int kdt = (int)j->op->dtype, kop = (int)j->op->op;
+  const size_t es = lightos_dtype_size(j->op.dtype);
+  int kdt = (int)j->op.dtype, kop = (int)j->op.op;
   CUdeviceptr buf = g->out + (CUdeviceptr)(off[steps - 1] * es);
   unsigned long long klen = g->len >> (steps - 1), knt = d->c->size, dnd = d->dnan_d;
   unsigned dnf = d->dnan_f;
@@ -1849,7 +1859,7 @@ static lightos_status_t lk_nl_halve_fin(lk_nl_dev_t* d, CUstream st, const lk_nl
 static lightos_status_t lk_nl_halve_up(lk_nl_dev_t* d, lk_nl_lane_t* l, CUstream M,
                                        const lk_nl_job_t* j, const lk_nl_hseg_t* g) {
   const uint32_t n = d->c->size;
-  const size_t es = lightos_dtype_size(j->op->dtype);
+  const size_t es = lightos_dtype_size(j->op.dtype);
   size_t off[LK_HALVE_MAXSTEP + 1], hi[LK_HALVE_MAXSTEP + 1];
   const uint32_t steps = lk_halve_regions(n, d->c->rank, g->base, g->len, off, hi);
   for (uint32_t k = steps - 1; k-- > 0;) {
@@ -1871,7 +1881,7 @@ static lightos_status_t lk_nl_halve_up(lk_nl_dev_t* d, lk_nl_lane_t* l, CUstream
  * aux stream A runs fin(i) behind down(i). */
 static lightos_status_t lk_nl_halve_op(lk_nl_dev_t* d, lk_nl_lane_t* l, CUstream M,
                                        const lk_nl_job_t* j) {
-  const lk_coll_desc_t* op = j->op;
+  const lk_coll_desc_t* op = &j->op;
   const size_t es = lightos_dtype_size(op->dtype);
   const size_t body = lk_nccl_halve_body(d->c->size, op->count);
   size_t segc = lk_nccl_halve_segc(d->c->size, es, d->hsegb);
@@ -1941,8 +1951,9 @@ static lightos_status_t lk_nl_halve_op(lk_nl_dev_t* d, lk_nl_lane_t* l, CUstream
   return s;
 }
 
-/* Runs on the queue's stream under its submit lock (lk_cu_queue_enqueue_native). */
-static lightos_status_t lk_nl_issue(CUstream st, void* arg) {
+/* Runs on the queue's stream under its submit lock (lk_cu_queue_submit_native). */
+static lightos_status_t lk_nl_issue(void* stream, void* arg) {
+  CUstream st = stream;
   lk_nl_job_t* j = arg;
   lk_nl_dev_t* d = j->d;
   lk_nl_lane_t* l = &d->q;
@@ -1958,13 +1969,13 @@ static lightos_status_t lk_nl_issue(CUstream st, void* arg) {
   }
   CUevent start = NULL;
   lightos_status_t s = LIGHTOS_SUCCESS;
-  if (j->op->kind == LK_COLL_REDUCE && j->route != LK_NL_DIRECT && d->c->rank != j->op->root) {
+  if (j->op.kind == LK_COLL_REDUCE && j->route != LK_NL_DIRECT && d->c->rank != j->op.root) {
     /* Off the root a reduce computes the allreduce into lane scratch (kept
      * until the lane goes, so later work may reuse it in stream order). */
     s = lk_cu_make_current(d->cu);
     if (!s)
       s = lk_nl_grow(d, l, &l->red, &l->red_bytes,
-                     j->op->count * lightos_dtype_size(j->op->dtype), 1);
+                     j->op.count * lightos_dtype_size(j->op.dtype), 1);
     j->rp = l->red;
   }
   if (d->iprof_on) j->t[0] = lk_now_ns();
@@ -1996,6 +2007,36 @@ static void lk_nl_iprof_print(const lk_nl_dev_t* d) {
           (double)d->iprof_ns[4] * k);
 }
 
+/* After an operation was issued (or failed to be), with no queue lock held:
+ * the issue profile, a broken sequence, the count of operations not yet
+ * issued. */
+static void lk_nl_issued(void* arg, lightos_status_t s) {
+  lk_nl_job_t* j = arg;
+  lk_nl_dev_t* d = j->d;
+  lk_comm_t* c = d->c;
+  if (d->iprof_on && j->t[3]) { /* one thread issues for a rank at a time */
+    const uint64_t t4 = lk_now_ns();
+    d->iprof_ns[0] += j->t[0] - j->t0;
+    for (int k = 1; k < 4; ++k) d->iprof_ns[k] += j->t[k] - j->t[k - 1];
+    d->iprof_ns[4] += t4 - j->t[3];
+    d->iprof_ops++;
+  }
+  if (s && !atomic_load(&d->dead)) {
+    /* The other ranks issued theirs: this rank's sequence is broken. */
+    char why[sizeof c->abort_msg];
+    snprintf(why, sizeof why, "a collective failed on rank %u after the others issued it: %s",
+             c->rank, lightos_last_error()->message);
+    lk_nl_fatal(d, why, true);
+  }
+  pthread_mutex_lock(&d->ilock);
+  if (--d->nissue == 0) {
+    d->issue_q = NULL;
+    pthread_cond_broadcast(&d->icv);
+  }
+  pthread_mutex_unlock(&d->ilock);
+  free(j);
+}
+
 static lightos_status_t lk_nl_enqueue(lk_comm_t* c, const lk_coll_desc_t* op, lk_queue_t* q) {
   lk_nl_dev_t* d = c->dev;
   const int route = lk_nl_route(c, op);
@@ -2009,40 +2050,41 @@ static lightos_status_t lk_nl_enqueue(lk_comm_t* c, const lk_coll_desc_t* op, lk
                    c->size, msg);
   }
   lk_buffer_t* send = op->nsends ? op->sends[0] : NULL;
-  lk_nl_job_t j = {.d = d, .op = op, .route = route, .sp = lk_nl_ptr(send), .rp = lk_nl_ptr(op->recv)};
-  if (op->kind == LK_COLL_ALLGATHER && lk_nl_same_memory(send, op->recv))
-    j.sp = j.rp + (CUdeviceptr)((size_t)c->rank * op->count * lightos_dtype_size(op->dtype));
   /* The buffers stay referenced until the stream has passed the work. */
-  lk_cmd_t* keep = lk_cmd_new(LK_CMD_MARKER);
+  lk_cmd_t* keep = lk_cmd_new(LK_CMD_NATIVE);
   lk_buffer_t** bufs = malloc(2 * sizeof *bufs);
-  if (!keep || !bufs) {
+  lk_nl_job_t* j = malloc(sizeof *j);
+  if (!keep || !bufs || !j) {
     free(keep);
     free(bufs);
+    free(j);
     return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for a collective");
   }
+  *j = (lk_nl_job_t){.d = d, .op = *op, .route = route, .sp = lk_nl_ptr(send),
+                     .rp = lk_nl_ptr(op->recv)};
+  j->op.sends = NULL;
+  j->op.nsends = 0;
+  j->op.recv = NULL;
+  if (op->kind == LK_COLL_ALLGATHER && lk_nl_same_memory(send, op->recv))
+    j->sp = j->rp + (CUdeviceptr)((size_t)c->rank * op->count * lightos_dtype_size(op->dtype));
   uint32_t nb = 0;
   if (send) bufs[nb++] = send;
   if (op->recv && op->recv != send) bufs[nb++] = op->recv;
   for (uint32_t i = 0; i < nb; ++i) lk_object_ref(&bufs[i]->obj);
   keep->launch_bufs = bufs;
   keep->num_launch_bufs = nb;
-  const uint64_t t0 = d->iprof_on ? lk_now_ns() : 0;
-  lightos_status_t s = lk_cu_queue_enqueue_native(q->hal, keep, lk_nl_issue, &j);
-  if (d->iprof_on && j.t[3]) { /* one thread issues for a rank at a time */
-    const uint64_t t4 = lk_now_ns();
-    d->iprof_ns[0] += j.t[0] - t0;
-    for (int k = 1; k < 4; ++k) d->iprof_ns[k] += j.t[k] - j.t[k - 1];
-    d->iprof_ns[4] += t4 - j.t[3];
-    d->iprof_ops++;
-  }
-  if (s && !atomic_load(&d->dead)) {
-    /* The other ranks issued theirs: this rank's sequence is broken. */
-    char why[sizeof c->abort_msg];
-    snprintf(why, sizeof why, "a collective failed on rank %u after the others issued it: %s",
-             c->rank, lightos_last_error()->message);
-    lk_nl_fatal(d, why, true);
-  }
-  return s;
+  keep->u.native.fn = lk_nl_issue;
+  keep->u.native.done = lk_nl_issued;
+  keep->u.native.arg = j;
+  /* In this rank's order: behind operations another queue has not issued
+   * yet, this one waits for them. */
+  pthread_mutex_lock(&d->ilock);
+  while (d->nissue && d->issue_q != q) pthread_cond_wait(&d->icv, &d->ilock);
+  d->nissue++;
+  d->issue_q = q;
+  pthread_mutex_unlock(&d->ilock);
+  j->t0 = d->iprof_on ? lk_now_ns() : 0;
+  return lk_cu_queue_submit_native(q->hal, keep);
 }
 
 /* ---- run: STRICT allreduce on the proxy thread --------------------------------------- */
@@ -2407,6 +2449,8 @@ static void lk_nl_dev_free(lk_nl_dev_t* d, bool free_memory) {
   pthread_mutex_destroy(&d->wlock);
   pthread_cond_destroy(&d->wcv);
   pthread_cond_destroy(&d->wdrained);
+  pthread_mutex_destroy(&d->ilock);
+  pthread_cond_destroy(&d->icv);
   free(d);
   (void)lk_nl_err_raise(&saved);
 }
@@ -2465,6 +2509,8 @@ static lightos_status_t lk_nl_dev_new(lk_comm_t* c, const lk_nccl_api_t* api, si
   pthread_mutex_init(&d->wlock, NULL);
   pthread_cond_init(&d->wcv, NULL);
   pthread_cond_init(&d->wdrained, NULL);
+  pthread_mutex_init(&d->ilock, NULL);
+  pthread_cond_init(&d->icv, NULL);
   d->q.name = "enqueue";
   d->p.name = "STRICT";
   d->c = c;
@@ -2714,6 +2760,11 @@ static void lk_nl_destroy(lk_comm_t* c) {
       if (g->devs[i] == d) g->devs[i] = NULL;
     pthread_mutex_unlock(&g->lock);
   }
+  /* Operations a queue has not issued yet (behind host work that ends or
+   * fails within the timeout) are issued first: they use this state. */
+  pthread_mutex_lock(&d->ilock);
+  while (d->nissue) pthread_cond_wait(&d->icv, &d->ilock);
+  pthread_mutex_unlock(&d->ilock);
   /* The enqueued work finishes (or times out: the watchdog aborts it). */
   bool drained = true;
   if (d->wd_started) {

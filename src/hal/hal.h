@@ -162,7 +162,8 @@ typedef enum lk_cmd_kind {
   LK_CMD_KERNEL,
   LK_CMD_MARKER,
   LK_CMD_WAIT,     /* wait for another event */
-  LK_CMD_HOST      /* run a host function in queue order (host-addressable memory) */
+  LK_CMD_HOST,     /* run a host function in queue order (host-addressable memory) */
+  LK_CMD_NATIVE    /* device work a backend's own function issues (CUDA: the NCCL path) */
 } lk_cmd_kind_t;
 
 #define LK_MAX_FILL_PATTERN 128
@@ -218,6 +219,10 @@ struct lk_cmd {
     /* fn(arg) runs in order on the queue; arg is freed with free() when
      * the command completes. */
     struct { lightos_status_t (*fn)(void* arg); void* arg; } host;
+    /* fn(stream, arg) issues the work on the backend's stream; then done(arg,
+     * status) runs with no queue lock held (it owns arg). */
+    struct { lightos_status_t (*fn)(void* stream, void* arg);
+             void (*done)(void* arg, lightos_status_t status); void* arg; } native;
   } u;
 };
 

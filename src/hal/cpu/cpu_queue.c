@@ -57,6 +57,8 @@ static lightos_status_t lk_cpu_exec(lk_cpu_queue_t* q, lk_cmd_t* c) {
       return LIGHTOS_SUCCESS;
     case LK_CMD_HOST:
       return c->u.host.fn(c->u.host.arg);
+    case LK_CMD_NATIVE:
+      break;
     case LK_CMD_WAIT: {
       lightos_status_t s = lk_event_wait_internal(c->wait_event);
       if (s)

@@ -135,6 +135,18 @@ lightos_status_t lk_cu_queue_enqueue_native(lk_hal_queue_t* queue, lk_cmd_t* cmd
                                             void* arg);
 lightos_status_t lk_cuda_native_gemm(lk_hal_queue_t* queue, const lk_hal_gemm_t* gemm, lk_cmd_t* keep_alive);
 
+/* The same, without blocking the calling thread: cmd (kind LK_CMD_NATIVE)
+ * carries u.native.fn, done and arg.  fn(stream, arg) issues the work under
+ * the queue's lock; done(arg, status) follows with no queue lock held and
+ * owns arg.  While the queue's host thread has work ahead of it (a wait for
+ * an event of another device, a host function) the command waits in queue
+ * order and that thread issues it later: the call returns LIGHTOS_SUCCESS
+ * at once, and a failure reaches done, cmd's event and the queue's error.
+ * Otherwise it runs now and returns fn's status (done has run).  (For the
+ * NCCL path, whose collectives one thread may issue for several ranks:
+ * blocking on one rank's queue would keep the others from issuing.) */
+lightos_status_t lk_cu_queue_submit_native(lk_hal_queue_t* queue, lk_cmd_t* cmd);
+
 /* Enqueues a device-to-device copy between two CUDA contexts (a peer copy,
  * cuMemcpyPeerAsync) on `queue`, in order with its other work.  The caller
  * keeps both allocations alive until the queue has finished. */

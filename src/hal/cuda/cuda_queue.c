@@ -27,10 +27,16 @@
  * driver call that waits.  Exactly one thread at a time completes entries
  * (`completing`): the completion thread, or finish/drain.
  *
- * The completion thread polls a marker (cuEventQuery) for a short while
- * (LIGHTOS_CUDA_SPIN_US, default 100 us) so short work completes with
- * little latency, then sleeps in cuEventSynchronize (markers are
- * blocking-sync events), so long work does not cost a spinning core.
+ * The completion thread polls a marker whose command has an event
+ * (cuEventQuery) for a short while (LIGHTOS_CUDA_SPIN_US, default 100 us)
+ * so short work completes with little latency, then sleeps in
+ * cuEventSynchronize (markers are blocking-sync events), so long work does
+ * not cost a spinning core; batch markers, which nobody waits for, it
+ * does not poll.  Unmarked device work does not wake it: while idle it
+ * waits 10 ms at a time and finds such work then; only after about a
+ * second without work does it sleep until woken.  So a thread that
+ * enqueues and finishes in a loop pays no wake-up system call per
+ * command, and the completion thread does not run beside its launches.
  *
  * Profiling queues record a timing CUevent before and after each command
  * that has a user event; timestamps are nanoseconds on the host clock,
@@ -60,6 +66,12 @@
 #define LK_CU_BATCH 256u
 #define LK_CU_CHUNK 64u
 #define LK_CU_RING0 512u /* entries: two batches before the ring first grows */
+
+/* The completer's idle wait: LK_CU_IDLE_MS at a time, so device work
+ * pushed onto an empty ring need not wake it; after LK_CU_IDLE_ROUNDS
+ * empty waits in a row (about a second) it sleeps until woken. */
+#define LK_CU_IDLE_MS 10u
+#define LK_CU_IDLE_ROUNDS 100u
 
 typedef struct lk_cu_entry {
   lk_cmd_t* cmd;           /* NULL: work with no command (enqueue_native) */
@@ -94,12 +106,15 @@ typedef struct lk_cu_queue {
   bool gated, gstop, gate_started;
   pthread_t gate;
   pthread_mutex_t lock;
-  pthread_cond_t cv;         /* any change the completer or a finisher waits for */
+  pthread_cond_t cv;         /* work for the completer (see lk_cu_push), or stop */
+  pthread_cond_t done_cv;    /* `completing` was released: entries completed */
   lk_cu_entry_t* ring;
   size_t cap, head, count;
   size_t marked;             /* entries in the ring with a marker */
   size_t pushed;             /* entries ever pushed (the sweep waits for a pause) */
   bool completing, stop;
+  bool deep;                 /* the completer sleeps untimed: wake it for any work */
+  unsigned idle_rounds;      /* the completer's empty idle waits in a row */
   pthread_t completer;
   lk_cu_evpool_t marks, timed;
   atomic_int error;          /* first failure since the last finish */
@@ -171,9 +186,12 @@ static int lk_cu_push(lk_cu_queue_t* q, const lk_cu_entry_t* e) {
   q->count++;
   q->pushed++;
   if (e->done) q->marked++;
-  /* Wake the completer for a marker, or when the ring stops being empty
-   * (host work it can finish now, or device work to sweep later). */
-  if (e->done || q->count == 1) pthread_cond_broadcast(&q->cv);
+  /* Wake the completer for a marker, or for an entry at the head it can
+   * complete now (host work).  Unmarked device work at the head wakes it
+   * only from a deep sleep: otherwise its idle wait ends within
+   * LK_CU_IDLE_MS and sweeps it then, so a thread that enqueues and
+   * finishes in a loop makes no wake-up system call per command. */
+  if (e->done || (q->count == 1 && (e->host_only || q->deep))) pthread_cond_broadcast(&q->cv);
   return 0;
 }
 
@@ -260,10 +278,11 @@ static void lk_cu_sync_complete(lk_cu_queue_t* q, size_t n) {
 
 /* ---- the completion thread ---------------------------------------------------- */
 
-/* Waits for a marker: polls for spin_ns, then blocks. */
-static CUresult lk_cu_wait_event(lk_cu_queue_t* q, CUevent ev) {
+/* Waits for a marker: polls for spin_ns (when someone may be waiting for
+ * it), then blocks. */
+static CUresult lk_cu_wait_event(lk_cu_queue_t* q, CUevent ev, bool spin) {
   uint64_t t0 = lk_now_ns();
-  for (;;) {
+  while (spin) {
     CUresult r = q->api->cuEventQuery(ev);
     if (r != CUDA_ERROR_NOT_READY) return r;
     if (lk_now_ns() - t0 >= q->spin_ns) break;
@@ -281,6 +300,25 @@ static void lk_cu_deadline(struct timespec* ts, unsigned ms) {
   }
 }
 
+/* Waits on the work condition for at most ms (lock held); true when the
+ * wait timed out. */
+static bool lk_cu_timedwait(lk_cu_queue_t* q, unsigned ms) {
+  struct timespec ts;
+  lk_cu_deadline(&ts, ms);
+  return pthread_cond_timedwait(&q->cv, &q->lock, &ts) == ETIMEDOUT;
+}
+
+/* Completes the first n entries on the completion thread (lock held on
+ * entry and exit; the thread takes `completing` meanwhile). */
+static void lk_cu_completer_run(lk_cu_queue_t* q, size_t n, lightos_status_t s, const char* msg) {
+  q->completing = true;
+  pthread_mutex_unlock(&q->lock);
+  lk_cu_complete_n(q, n, s, msg);
+  pthread_mutex_lock(&q->lock);
+  q->completing = false;
+  pthread_cond_broadcast(&q->done_cv);
+}
+
 static void* lk_cu_completer(void* arg) {
   lk_cu_queue_t* q = arg;
   (void)lk_cu_make_current(q->ctx);
@@ -289,33 +327,41 @@ static void* lk_cu_completer(void* arg) {
   for (;;) {
     if (q->stop && !q->count) break;
     if (q->completing) {
-      pthread_cond_wait(&q->cv, &q->lock);
+      pthread_cond_wait(&q->done_cv, &q->lock);
       continue;
     }
     if (!q->count) {
       backoff = 1;
-      pthread_cond_wait(&q->cv, &q->lock);
+      if (q->idle_rounds < LK_CU_IDLE_ROUNDS) {
+        if (lk_cu_timedwait(q, LK_CU_IDLE_MS) && !q->count) q->idle_rounds++;
+      } else {
+        q->deep = true;
+        pthread_cond_wait(&q->cv, &q->lock);
+        q->deep = false;
+        q->idle_rounds = 0;
+      }
       continue;
     }
+    q->idle_rounds = 0;
     const lk_cu_entry_t* h = &q->ring[q->head];
     if (h->host_only && !h->done) {
       /* Everything before it is complete: nothing to wait for. */
-      q->completing = true;
-      pthread_mutex_unlock(&q->lock);
-      lk_cu_complete_n(q, 1, LIGHTOS_SUCCESS, "");
-      pthread_mutex_lock(&q->lock);
-      q->completing = false;
-      pthread_cond_broadcast(&q->cv);
+      lk_cu_completer_run(q, 1, LIGHTOS_SUCCESS, "");
       continue;
     }
     if (q->marked) {
       size_t n = 0;
-      CUevent ev = NULL;
-      while (!ev) ev = q->ring[(q->head + n++) % q->cap].done;
+      const lk_cu_entry_t* m = NULL;
+      while (!m) {
+        const lk_cu_entry_t* e = &q->ring[(q->head + n++) % q->cap];
+        if (e->done) m = e;
+      }
+      CUevent ev = m->done;
+      bool spin = m->cmd && m->cmd->event; /* someone may be waiting */
       q->completing = true;
       pthread_mutex_unlock(&q->lock);
       (void)lk_cu_make_current(q->ctx);
-      CUresult r = lk_cu_wait_event(q, ev);
+      CUresult r = lk_cu_wait_event(q, ev, spin);
       lightos_status_t s = LIGHTOS_SUCCESS;
       char msg[512] = "";
       if (r) {
@@ -327,7 +373,7 @@ static void* lk_cu_completer(void* arg) {
       pthread_mutex_lock(&q->lock);
       q->completing = false;
       backoff = 1;
-      pthread_cond_broadcast(&q->cv);
+      pthread_cond_broadcast(&q->done_cv);
       continue;
     }
     if (q->stop) {
@@ -337,7 +383,7 @@ static void* lk_cu_completer(void* arg) {
       lk_cu_sync_complete(q, n);
       pthread_mutex_lock(&q->lock);
       q->completing = false;
-      pthread_cond_broadcast(&q->cv);
+      pthread_cond_broadcast(&q->done_cv);
       continue;
     }
     /* Only unmarked device work: sweep it once the stream is idle.  Not
@@ -345,10 +391,8 @@ static void* lk_cu_completer(void* arg) {
      * cuStreamQuery from this thread slows down the launches of a thread
      * that is submitting. */
     size_t seen = q->pushed;
-    struct timespec ts;
-    lk_cu_deadline(&ts, backoff);
-    int w = pthread_cond_timedwait(&q->cv, &q->lock, &ts);
-    if (w != ETIMEDOUT || q->completing || !q->count || q->marked || q->stop) continue;
+    if (!lk_cu_timedwait(q, backoff) || q->completing || !q->count || q->marked || q->stop)
+      continue;
     if (q->pushed != seen) continue;
     size_t n = q->count;
     q->completing = true;
@@ -370,7 +414,7 @@ static void* lk_cu_completer(void* arg) {
     }
     pthread_mutex_lock(&q->lock);
     q->completing = false;
-    pthread_cond_broadcast(&q->cv);
+    pthread_cond_broadcast(&q->done_cv);
   }
   pthread_mutex_unlock(&q->lock);
   return NULL;
@@ -484,6 +528,7 @@ static lightos_status_t lk_cu_enqueue(lk_cu_queue_t* q, const lk_cmd_t* c) {
       return LIGHTOS_SUCCESS;
     case LK_CMD_WAIT:
     case LK_CMD_HOST:
+    case LK_CMD_NATIVE:
       break;
   }
   return LK_FAIL(LIGHTOS_INTERNAL, "command kind %d cannot be enqueued on a stream", (int)c->kind);
@@ -546,14 +591,14 @@ static void lk_cu_finish_entry(lk_cu_queue_t* q, lk_cu_entry_t* e, bool device_w
      * (keeping the calling thread's error record). */
     lk_cu_saved_err_t saved;
     lk_cu_err_save(&saved);
-    while (q->completing) pthread_cond_wait(&q->cv, &q->lock);
+    while (q->completing) pthread_cond_wait(&q->done_cv, &q->lock);
     q->completing = true;
     size_t n = q->count;
     pthread_mutex_unlock(&q->lock);
     lk_cu_sync_complete(q, n);
     pthread_mutex_lock(&q->lock);
     q->completing = false;
-    pthread_cond_broadcast(&q->cv);
+    pthread_cond_broadcast(&q->done_cv);
     pthread_mutex_unlock(&q->lock);
     lightos_status_t s = e->status;
     if (s) LK_FAIL_NATIVE(s, "cuda", "", 0, "%s", e->msg ? e->msg : "");
@@ -657,6 +702,20 @@ static lightos_status_t lk_cu_dispatch(lk_cu_queue_t* q, lk_cmd_t* c, lightos_st
   return skipped ? LIGHTOS_SUCCESS : s;
 }
 
+/* Issues an LK_CMD_NATIVE command's work and records its entry (the caller
+ * owns the stream: it holds submit_lock).  s: a failure found before. */
+static lightos_status_t lk_cu_native_run(lk_cu_queue_t* q, lk_cmd_t* c, lightos_status_t s) {
+  lk_cu_entry_t e = {.cmd = c, .host_only = true};
+  if (!s) s = lk_cu_check_lost(q->ctx);
+  if (!s) {
+    e.host_only = false;
+    s = c->u.native.fn(q->stream, c->u.native.arg);
+  }
+  if (s) lk_cu_set_failure(&e, s);
+  lk_cu_finish_entry(q, &e, !e.host_only); /* c may be gone from here on */
+  return s;
+}
+
 /* The queue's host thread: runs the deferred commands in order while the
  * queue is gated, then opens the gate. */
 static void* lk_cu_gate_main(void* arg) {
@@ -673,6 +732,14 @@ static void* lk_cu_gate_main(void* arg) {
     if (lk_cu_host_kind(c)) {
       pthread_mutex_unlock(&q->submit_lock);
       lk_cu_run_host(q, c);
+      pthread_mutex_lock(&q->submit_lock);
+    } else if (c->kind == LK_CMD_NATIVE) {
+      void (*done)(void*, lightos_status_t) = c->u.native.done;
+      void* job = c->u.native.arg;
+      lightos_status_t s = lk_cu_native_run(q, c, lk_cu_make_current(q->ctx));
+      if (s) lk_cu_record_error(q, s, lightos_last_error()->message);
+      pthread_mutex_unlock(&q->submit_lock);
+      done(job, s);
       pthread_mutex_lock(&q->submit_lock);
     } else {
       /* Its failure was not returned to the submitter: it goes to the
@@ -753,14 +820,14 @@ static void lk_cu_wait_gate(lk_cu_queue_t* q) {
 /* Completes everything submitted so far on the calling thread. */
 static void lk_cu_drain_all(lk_cu_queue_t* q) {
   pthread_mutex_lock(&q->lock);
-  while (q->completing) pthread_cond_wait(&q->cv, &q->lock);
+  while (q->completing) pthread_cond_wait(&q->done_cv, &q->lock);
   size_t n = q->count;
   q->completing = true;
   pthread_mutex_unlock(&q->lock);
   lk_cu_sync_complete(q, n);
   pthread_mutex_lock(&q->lock);
   q->completing = false;
-  pthread_cond_broadcast(&q->cv);
+  pthread_cond_broadcast(&q->done_cv);
   pthread_mutex_unlock(&q->lock);
 }
 
@@ -798,6 +865,7 @@ static void lk_cu_queue_destroy(lk_hal_queue_t* hq) {
   pthread_mutex_lock(&q->lock);
   q->stop = true;
   pthread_cond_broadcast(&q->cv);
+  pthread_cond_broadcast(&q->done_cv);
   pthread_mutex_unlock(&q->lock);
   pthread_join(q->completer, NULL);
   (void)lk_cu_make_current(q->ctx);
@@ -808,6 +876,7 @@ static void lk_cu_queue_destroy(lk_hal_queue_t* hq) {
   q->api->cuStreamDestroy_v2(q->stream);
   free(q->ring);
   pthread_cond_destroy(&q->cv);
+  pthread_cond_destroy(&q->done_cv);
   pthread_cond_destroy(&q->gcv);
   pthread_mutex_destroy(&q->lock);
   pthread_mutex_destroy(&q->submit_lock);
@@ -886,11 +955,13 @@ lightos_status_t lk_cu_queue_create(lk_hal_context_t* hc, uint32_t flags, lk_hal
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_cond_init(&q->cv, &ca);
   pthread_condattr_destroy(&ca);
+  pthread_cond_init(&q->done_cv, NULL);
   pthread_cond_init(&q->gcv, NULL);
   if (pthread_create(&q->completer, NULL, lk_cu_completer, q) != 0) {
     if (q->tref) c->api->cuEventDestroy_v2(q->tref);
     c->api->cuStreamDestroy_v2(q->stream);
     pthread_cond_destroy(&q->cv);
+    pthread_cond_destroy(&q->done_cv);
     pthread_cond_destroy(&q->gcv);
     pthread_mutex_destroy(&q->lock);
     pthread_mutex_destroy(&q->submit_lock);
@@ -922,6 +993,31 @@ lightos_status_t lk_cu_queue_enqueue_native(lk_hal_queue_t* hq, lk_cmd_t* cmd,
   if (s) lk_cu_set_failure(&e, s);
   lk_cu_finish_entry(q, &e, !e.host_only);
   pthread_mutex_unlock(&q->submit_lock);
+  return s;
+}
+
+lightos_status_t lk_cu_queue_submit_native(lk_hal_queue_t* hq, lk_cmd_t* cmd) {
+  lk_cu_queue_t* q = (lk_cu_queue_t*)hq;
+  lightos_status_t s = lk_cu_make_current(q->ctx);
+  pthread_mutex_lock(&q->submit_lock);
+  if (q->gated && !lk_cu_on_gate(q)) {
+    /* Behind host work: the queue's host thread issues it in order. */
+    cmd->next = NULL;
+    if (q->dtail) q->dtail->next = cmd;
+    else q->dhead = cmd;
+    q->dtail = cmd;
+    pthread_cond_broadcast(&q->gcv);
+    pthread_mutex_unlock(&q->submit_lock);
+    return LIGHTOS_SUCCESS;
+  }
+  void (*done)(void*, lightos_status_t) = cmd->u.native.done;
+  void* arg = cmd->u.native.arg;
+  s = lk_cu_native_run(q, cmd, s);
+  pthread_mutex_unlock(&q->submit_lock);
+  lk_cu_saved_err_t saved;
+  lk_cu_err_save(&saved);
+  done(arg, s);
+  lk_cu_err_restore(&saved);
   return s;
 }
 

@@ -142,6 +142,8 @@ static lightos_status_t lk_cl_enqueue(lk_cl_queue_t* q, lk_cmd_t* c, cl_event* e
     case LK_CMD_MARKER:
       err = api->clEnqueueMarkerWithWaitList(q->q, 0, NULL, ev);
       return err ? lk_cl_fail(err, "clEnqueueMarkerWithWaitList", "") : LIGHTOS_SUCCESS;
+    case LK_CMD_NATIVE:
+      break;
     case LK_CMD_HOST: {
       /* Host work in queue order: wait for the queue's earlier work. */
       err = api->clFinish(q->q);
