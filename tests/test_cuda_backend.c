@@ -21,6 +21,7 @@
  *     events in batches, waits across queues, host commands in queue
  *     order, profiling, grids larger than the device's grid limits, peer
  *     access and a peer copy between two GPUs, dispatch timings (printed),
+ *     launches after other code changed the thread's current context,
  *     and last a device-lost error (each device's context is lost on
  *     purpose, after everything else).
  */
@@ -881,6 +882,53 @@ static void test_dev_dispatch_timing(void) {
   lightos_kernel_release(k);
 }
 
+/* Other code on the thread changes the current context behind LightOS's
+ * back (no context, another device's): launches still run on this
+ * device, in order, with no error. */
+static lightos_device_t g_cuda_devs[64];
+static uint32_t g_ncuda;
+
+static void test_dev_current_changed(void) {
+  enum { N = 256 };
+  const lk_cuda_api_t* api = lk_cuda_api_get(NULL, 0);
+  lightos_kernel_t k = kern("inc");
+  LK_REQUIRE(k && api);
+  int zero[N] = {0}, got[N];
+  lightos_buffer_t b = NULL;
+  LK_REQUIRE_OK(lightos_buffer_alloc(D.ctx, sizeof zero, 0, &b));
+  LK_REQUIRE_OK(lightos_buffer_write(b, 0, sizeof zero, zero));
+  LK_REQUIRE_OK(lightos_kernel_set_arg_buffer(k, 0, b));
+  CUcontext others[2] = {NULL, NULL}; /* none current; another device's */
+  int nothers = 1;
+  lightos_context_t octx = NULL;
+  for (uint32_t i = 0; i < g_ncuda && nothers == 1; ++i) {
+    if (g_cuda_devs[i] == D.dev || lightos_context_create_for_device(g_cuda_devs[i], 0, &octx))
+      continue;
+    lk_object_t* o = NULL;
+    LK_REQUIRE_OK(lk_handle_resolve(octx, LK_OBJ_CONTEXT, "context", &o));
+    others[nothers++] = ((lk_cu_context_t*)((lk_context_t*)o)->hal)->ctx;
+  }
+  size_t gs = N, ls = 64;
+  int want = 0;
+  for (int w = 0; w < nothers; ++w) {
+    /* The hint: ours. */
+    LK_CHECK_STATUS(lightos_enqueue_kernel(D.q, k, 1, &gs, &ls, NULL), LIGHTOS_SUCCESS);
+    ++want;
+    LK_CHECK(api->cuCtxSetCurrent(others[w]) == CUDA_SUCCESS);
+    for (int i = 0; i < 3; ++i, ++want)
+      LK_CHECK_STATUS(lightos_enqueue_kernel(D.q, k, 1, &gs, &ls, NULL), LIGHTOS_SUCCESS);
+    LK_CHECK_STATUS(lightos_queue_finish(D.q), LIGHTOS_SUCCESS);
+  }
+  LK_REQUIRE(read_ints(b, 0, N, got));
+  int bad = 0;
+  for (int i = 0; i < N; ++i) bad += got[i] != want;
+  LK_CHECK_MSG(!bad, "%d of %d items were not incremented %d times (item 0: %d)", bad, N, want,
+               got[0]);
+  lightos_buffer_release(b);
+  lightos_kernel_release(k);
+  if (octx) lightos_context_release(octx);
+}
+
 static void test_dev_peer(void) {
   uint32_t n = 0, ncuda = 0;
   lightos_device_count(&n);
@@ -1002,6 +1050,7 @@ static void run_device(lightos_device_t dev) {
   RUN_DEV(test_dev_host_cmd);
   RUN_DEV(test_dev_profiling);
   RUN_DEV(test_dev_dispatch_timing);
+  RUN_DEV(test_dev_current_changed);
   lightos_program_release(D.prog);
   lightos_context_release(D.ctx);
 }
@@ -1029,6 +1078,8 @@ int main(void) {
     if (lightos_device_get(i, &d) || lightos_device_get_info(d, &in)) continue;
     if (in.backend == LIGHTOS_BACKEND_CUDA) cuda[ncuda++] = d;
   }
+  memcpy(g_cuda_devs, cuda, ncuda * sizeof *cuda);
+  g_ncuda = ncuda;
   for (uint32_t i = 0; i < ncuda; ++i) run_device(cuda[i]);
   if (ncuda) {
     LK_RUN(test_dev_peer);
