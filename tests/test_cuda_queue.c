@@ -1,0 +1,370 @@
+/* The CUDA backend's queues on a stand-in driver (tests/standin/cuda_standin.c:
+ * host memory, one worker thread per stream, kernels that compute nothing),
+ * so that CI — which has no NVIDIA GPU — runs the backend's own logic under
+ * the sanitizers.  What the driver would do on a GPU is not tested here
+ * (test_cuda_backend on the GPU machine does that); what is:
+ *   - order: copies, fills and 600 launches on one queue (batch markers,
+ *     the ring growing), data and every event right, events completed in
+ *     order;
+ *   - a wait for another queue's event: the later copy sees the data;
+ *   - device work a backend's function issues (lk_cu_queue_submit_native,
+ *     the NCCL path) behind host work on its queue: the call returns at
+ *     once, the queue's host thread issues it after the host work, its
+ *     done callback gets its status, a failure reaches finish; with no
+ *     host work ahead it runs on the calling thread;
+ *   - the completion thread finds device work nobody waits for (no event,
+ *     no finish) and releases its buffers — while idle and after its deep
+ *     sleep;
+ *   - a kernel that faults: the context is lost, later work fails with
+ *     LIGHTOS_DEVICE_LOST, nothing hangs. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "hal/cuda/cuda_backend.h"
+#include "lightos/lightos.h"
+#include "lk_test.h"
+#include "runtime/runtime.h"
+
+static const char* k_src =
+    "__kernel void k(__global int* p) { }\n"
+    "__kernel void slow(__global int* p) { }\n"
+    "__kernel void fault(__global int* p) { }\n";
+
+static lightos_context_t g_ctx;
+static lightos_program_t g_prog;
+
+static lightos_kernel_t kern(const char* name, lightos_buffer_t arg) {
+  lightos_kernel_t k = NULL;
+  if (lightos_kernel_create(g_prog, name, &k)) return NULL;
+  if (lightos_kernel_set_arg_buffer(k, 0, arg)) {
+    lightos_kernel_release(k);
+    return NULL;
+  }
+  return k;
+}
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* ---- order on one queue ------------------------------------------------------------ */
+
+static void test_order(void) {
+  enum { N = 4096, LAUNCHES = 600 };
+  static int pat[N], got[N];
+  for (int i = 0; i < N; ++i) pat[i] = i * 7 + 1;
+  lightos_buffer_t a = NULL, b = NULL;
+  LK_REQUIRE_OK(lightos_buffer_alloc(g_ctx, sizeof pat, 0, &a));
+  LK_REQUIRE_OK(lightos_buffer_alloc(g_ctx, sizeof pat, 0, &b));
+  lightos_queue_t q = NULL;
+  LK_REQUIRE_OK(lightos_queue_create(g_ctx, 0, &q));
+  lightos_kernel_t k = kern("k", a);
+  LK_REQUIRE(k);
+  LK_REQUIRE_OK(lightos_enqueue_write(q, a, 0, sizeof pat, pat, NULL));
+  lightos_event_t ev[LAUNCHES / 100] = {0};
+  size_t gs = 256, ls = 64;
+  for (int i = 0; i < LAUNCHES; ++i) {
+    lightos_event_t* e = i % 100 == 99 ? &ev[i / 100] : NULL;
+    LK_CHECK_STATUS(lightos_enqueue_kernel(q, k, 1, &gs, &ls, e), LIGHTOS_SUCCESS);
+    if (i == 300) LK_CHECK_STATUS(lightos_enqueue_copy(q, a, 0, b, 0, sizeof pat, NULL),
+                                  LIGHTOS_SUCCESS);
+    if (i == 450) {
+      const int seven = 7;
+      LK_CHECK_STATUS(lightos_enqueue_fill(q, a, 0, sizeof pat, &seven, sizeof seven, NULL),
+                      LIGHTOS_SUCCESS);
+    }
+  }
+  /* The last event: every earlier one is complete with it. */
+  LK_CHECK_STATUS(lightos_event_wait(ev[LAUNCHES / 100 - 1]), LIGHTOS_SUCCESS);
+  for (int i = 0; i < LAUNCHES / 100; ++i)
+    LK_CHECK_MSG(lightos_event_query(ev[i]) == LIGHTOS_SUCCESS, "event %d not complete", i);
+  LK_CHECK_STATUS(lightos_queue_finish(q), LIGHTOS_SUCCESS);
+  LK_REQUIRE_OK(lightos_buffer_read(b, 0, sizeof got, got));
+  LK_CHECK_MSG(!memcmp(got, pat, sizeof pat), "the copy after 300 launches saw other data");
+  LK_REQUIRE_OK(lightos_buffer_read(a, 0, sizeof got, got));
+  int bad = 0;
+  for (int i = 0; i < N; ++i) bad += got[i] != 7;
+  LK_CHECK_MSG(!bad, "%d items of the fill are wrong", bad);
+  for (int i = 0; i < LAUNCHES / 100; ++i) lightos_event_release(ev[i]);
+  lightos_kernel_release(k);
+  lightos_queue_release(q);
+  lightos_buffer_release(a);
+  lightos_buffer_release(b);
+}
+
+/* ---- a wait for another queue's event ---------------------------------------------- */
+
+static void test_cross_queue(void) {
+  enum { N = 1024 };
+  static int got[N];
+  lightos_buffer_t x = NULL, y = NULL;
+  LK_REQUIRE_OK(lightos_buffer_alloc(g_ctx, sizeof got, 0, &x));
+  LK_REQUIRE_OK(lightos_buffer_alloc(g_ctx, sizeof got, 0, &y));
+  lightos_queue_t q1 = NULL, q2 = NULL;
+  LK_REQUIRE_OK(lightos_queue_create(g_ctx, 0, &q1));
+  LK_REQUIRE_OK(lightos_queue_create(g_ctx, 0, &q2));
+  lightos_kernel_t slow = kern("slow", x);
+  LK_REQUIRE(slow);
+  size_t gs = 64;
+  for (int i = 0; i < 3; ++i)
+    LK_CHECK_STATUS(lightos_enqueue_kernel(q1, slow, 1, &gs, NULL, NULL), LIGHTOS_SUCCESS);
+  const int five = 5;
+  lightos_event_t e = NULL;
+  LK_CHECK_STATUS(lightos_enqueue_fill(q1, x, 0, sizeof got, &five, sizeof five, &e),
+                  LIGHTOS_SUCCESS);
+  LK_CHECK_STATUS(lightos_queue_wait_event(q2, e), LIGHTOS_SUCCESS);
+  LK_CHECK_STATUS(lightos_enqueue_copy(q2, x, 0, y, 0, sizeof got, NULL), LIGHTOS_SUCCESS);
+  LK_CHECK_STATUS(lightos_queue_finish(q2), LIGHTOS_SUCCESS);
+  LK_REQUIRE_OK(lightos_buffer_read(y, 0, sizeof got, got));
+  int bad = 0;
+  for (int i = 0; i < N; ++i) bad += got[i] != 5;
+  LK_CHECK_MSG(!bad, "%d items copied before the other queue's fill", bad);
+  LK_CHECK_STATUS(lightos_queue_finish(q1), LIGHTOS_SUCCESS);
+  lightos_event_release(e);
+  lightos_kernel_release(slow);
+  lightos_queue_release(q1);
+  lightos_queue_release(q2);
+  lightos_buffer_release(x);
+  lightos_buffer_release(y);
+}
+
+/* ---- native work behind host work ---------------------------------------------------- */
+
+static pthread_mutex_t g_m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
+static bool g_release;
+static atomic_int g_seq;
+
+typedef struct {
+  atomic_int at;        /* g_seq when it ran (0: not yet) */
+  pthread_t thread;
+  lightos_status_t fail; /* what fn returns */
+  atomic_int done_calls;
+  lightos_status_t done_status;
+} native_t;
+
+/* A host function's argument (freed with its command): where to note
+ * when it ran. */
+typedef struct {
+  atomic_int* at;
+} host_arg_t;
+
+static lightos_status_t blocker(void* arg) {
+  host_arg_t* h = arg;
+  pthread_mutex_lock(&g_m);
+  while (!g_release) pthread_cond_wait(&g_cv, &g_m);
+  pthread_mutex_unlock(&g_m);
+  atomic_store(h->at, atomic_fetch_add(&g_seq, 1) + 1);
+  return LIGHTOS_SUCCESS;
+}
+
+static lightos_status_t native_fn(void* stream, void* arg) {
+  native_t* n = arg;
+  (void)stream;
+  n->thread = pthread_self();
+  atomic_store(&n->at, atomic_fetch_add(&g_seq, 1) + 1);
+  if (n->fail) return LK_FAIL(n->fail, "stand-in native work failed on purpose");
+  return LIGHTOS_SUCCESS;
+}
+
+static void native_done(void* arg, lightos_status_t s) {
+  native_t* n = arg;
+  n->done_status = s;
+  atomic_fetch_add(&n->done_calls, 1);
+}
+
+/* Gates q with a host function that blocks until released, which notes
+ * in *at when it ran.  Returns whether it was submitted. */
+static bool gate(lk_queue_t* q, atomic_int* at) {
+  g_release = false;
+  atomic_store(at, 0);
+  host_arg_t* a = malloc(sizeof *a); /* freed with the command */
+  lk_cmd_t* h = lk_cmd_new(LK_CMD_HOST);
+  if (!a || !h) {
+    free(a);
+    free(h);
+    return false;
+  }
+  a->at = at;
+  h->u.host.fn = blocker;
+  h->u.host.arg = a;
+  return lk_queue_submit(q, h, NULL) == LIGHTOS_SUCCESS;
+}
+
+static void open_gate(void) {
+  pthread_mutex_lock(&g_m);
+  g_release = true;
+  pthread_cond_broadcast(&g_cv);
+  pthread_mutex_unlock(&g_m);
+}
+
+static lightos_status_t submit_native(lk_queue_t* q, native_t* n) {
+  lk_cmd_t* c = lk_cmd_new(LK_CMD_NATIVE);
+  if (!c) return LIGHTOS_OUT_OF_MEMORY;
+  c->u.native.fn = native_fn;
+  c->u.native.done = native_done;
+  c->u.native.arg = n;
+  return lk_cu_queue_submit_native(q->hal, c);
+}
+
+static void test_native_behind_host_work(void) {
+  lightos_queue_t qh = NULL;
+  LK_REQUIRE_OK(lightos_queue_create(g_ctx, 0, &qh));
+  lk_object_t* o = NULL;
+  LK_REQUIRE_OK(lk_handle_resolve(qh, LK_OBJ_QUEUE, "queue", &o));
+  lk_queue_t* q = (lk_queue_t*)o;
+  lightos_buffer_t b = NULL;
+  LK_REQUIRE_OK(lightos_buffer_alloc(g_ctx, 256, 0, &b));
+  lightos_kernel_t k = kern("k", b);
+  LK_REQUIRE(k);
+  size_t gs = 64;
+
+  /* No host work ahead: now, on this thread, done before the return. */
+  static native_t now;
+  memset(&now, 0, sizeof now);
+  LK_CHECK_STATUS(submit_native(q, &now), LIGHTOS_SUCCESS);
+  LK_CHECK(atomic_load(&now.at) != 0 && pthread_equal(now.thread, pthread_self()));
+  LK_CHECK_INT(atomic_load(&now.done_calls), 1);
+
+  /* Behind a blocked host function: the call returns, the work waits. */
+  static native_t later;
+  memset(&later, 0, sizeof later);
+  static atomic_int host_at;
+  LK_REQUIRE(gate(q, &host_at));
+  LK_CHECK_STATUS(submit_native(q, &later), LIGHTOS_SUCCESS);
+  lightos_event_t ev = NULL;
+  LK_CHECK_STATUS(lightos_enqueue_kernel(qh, k, 1, &gs, NULL, &ev), LIGHTOS_SUCCESS);
+  sleep_ms(20);
+  LK_CHECK_MSG(atomic_load(&later.at) == 0 && atomic_load(&later.done_calls) == 0,
+               "native work ran before the host work ahead of it");
+  LK_CHECK_MSG(lightos_event_query(ev) == LIGHTOS_NOT_READY, "a later launch completed early");
+  open_gate();
+  LK_CHECK_STATUS(lightos_queue_finish(qh), LIGHTOS_SUCCESS);
+  LK_CHECK_STATUS(lightos_event_wait(ev), LIGHTOS_SUCCESS);
+  const int h_at = atomic_load(&host_at), n_at = atomic_load(&later.at);
+  LK_CHECK_MSG(h_at && n_at > h_at, "order: host work %d, native work %d", h_at, n_at);
+  LK_CHECK_MSG(!pthread_equal(later.thread, pthread_self()),
+               "deferred native work ran on the submitting thread");
+  LK_CHECK_INT(atomic_load(&later.done_calls), 1);
+  LK_CHECK_STATUS(later.done_status, LIGHTOS_SUCCESS);
+  lightos_event_release(ev);
+
+  /* A deferred failure reaches done and finish; the queue works after. */
+  static native_t bad;
+  memset(&bad, 0, sizeof bad);
+  bad.fail = LIGHTOS_INTERNAL;
+  LK_REQUIRE(gate(q, &host_at));
+  LK_CHECK_STATUS(submit_native(q, &bad), LIGHTOS_SUCCESS);
+  open_gate();
+  lightos_status_t s = lightos_queue_finish(qh);
+  LK_CHECK_MSG(s != LIGHTOS_SUCCESS, "finish should report the deferred failure");
+  LK_CHECK_MSG(strstr(lightos_last_error()->message, "failed on purpose") != NULL,
+               "finish's message: %s", lightos_last_error()->message);
+  LK_CHECK_INT(atomic_load(&bad.done_calls), 1);
+  LK_CHECK_STATUS(bad.done_status, LIGHTOS_INTERNAL);
+  LK_CHECK_STATUS(lightos_enqueue_kernel(qh, k, 1, &gs, NULL, NULL), LIGHTOS_SUCCESS);
+  LK_CHECK_STATUS(lightos_queue_finish(qh), LIGHTOS_SUCCESS);
+
+  /* Released with deferred work still waiting: it runs, nothing leaks. */
+  static native_t last;
+  memset(&last, 0, sizeof last);
+  LK_REQUIRE(gate(q, &host_at));
+  LK_CHECK_STATUS(submit_native(q, &last), LIGHTOS_SUCCESS);
+  open_gate();
+  lightos_queue_release(qh);
+  LK_CHECK_INT(atomic_load(&last.done_calls), 1);
+  lightos_kernel_release(k);
+  lightos_buffer_release(b);
+}
+
+/* ---- the completion thread's sweep ------------------------------------------------- */
+
+/* Enqueues launches that use a fresh buffer, releases the buffer, and
+ * waits (up to 10 s) until nothing but this test holds it. */
+static bool swept(lightos_queue_t q) {
+  lightos_buffer_t b = NULL;
+  if (lightos_buffer_alloc(g_ctx, 1024, 0, &b)) return false;
+  lk_object_t* o = NULL;
+  if (lk_handle_resolve(b, LK_OBJ_BUFFER, "buffer", &o)) return false;
+  lk_object_ref(o);
+  lightos_kernel_t k = kern("k", b);
+  size_t gs = 64;
+  for (int i = 0; k && i < 10; ++i) (void)lightos_enqueue_kernel(q, k, 1, &gs, NULL, NULL);
+  lightos_kernel_release(k);
+  lightos_buffer_release(b);
+  bool ok = false;
+  for (int t = 0; t < 1000 && !ok; ++t) {
+    ok = atomic_load(&o->refs) == 1;
+    if (!ok) sleep_ms(10);
+  }
+  lk_object_unref(o);
+  return ok;
+}
+
+static void test_idle_sweep(void) {
+  lightos_queue_t q = NULL;
+  LK_REQUIRE_OK(lightos_queue_create(g_ctx, 0, &q));
+  LK_CHECK_MSG(swept(q), "unwaited launches kept their buffer (queue busy before)");
+  /* Past the completion thread's idle period: it sleeps until woken. */
+  sleep_ms(1500);
+  LK_CHECK_MSG(swept(q), "unwaited launches kept their buffer (after a long idle period)");
+  lightos_queue_release(q);
+}
+
+/* ---- a device lost ------------------------------------------------------------------ */
+
+static void test_fault(void) {
+  lightos_queue_t q = NULL;
+  lightos_buffer_t b = NULL;
+  LK_REQUIRE_OK(lightos_queue_create(g_ctx, 0, &q));
+  LK_REQUIRE_OK(lightos_buffer_alloc(g_ctx, 256, 0, &b));
+  lightos_kernel_t f = kern("fault", b), k = kern("k", b);
+  LK_REQUIRE(f && k);
+  size_t gs = 64;
+  lightos_event_t ev = NULL;
+  LK_CHECK_STATUS(lightos_enqueue_kernel(q, f, 1, &gs, NULL, NULL), LIGHTOS_SUCCESS);
+  (void)lightos_enqueue_kernel(q, k, 1, &gs, NULL, &ev);
+  LK_CHECK_STATUS(lightos_queue_finish(q), LIGHTOS_DEVICE_LOST);
+  if (ev) LK_CHECK_MSG(lightos_event_wait(ev) != LIGHTOS_SUCCESS, "work after a fault succeeded");
+  LK_CHECK_STATUS(lightos_enqueue_kernel(q, k, 1, &gs, NULL, NULL), LIGHTOS_DEVICE_LOST);
+  if (ev) lightos_event_release(ev);
+  lightos_kernel_release(f);
+  lightos_kernel_release(k);
+  lightos_buffer_release(b);
+  lightos_queue_release(q);
+}
+
+int main(void) {
+  lk_t.program = "test_cuda_queue";
+  alarm(240); /* a queue that blocks its caller would hang here */
+  setenv("LIGHTOS_CUDA_LIBRARY", LK_STANDIN_LIBRARY, 1);
+  setenv("LIGHTOS_NVRTC_LIBRARY", LK_STANDIN_LIBRARY, 1);
+  setenv("LIGHTOS_CACHE", "0", 1); /* its images must never meet a real driver */
+  setenv("LIGHTOS_CUDA_BLAS", "0", 1);
+  lk_test_begin("stand-in device");
+  if (lightos_context_create_from_uri("cuda:0", &g_ctx) ||
+      lightos_program_create(g_ctx, k_src, 0, &g_prog) || lightos_program_build(g_prog, NULL)) {
+    fprintf(stderr, "FAIL setup on the stand-in driver (%s): %s\n", LK_STANDIN_LIBRARY,
+            lightos_last_error()->message);
+    lk_t.failed++;
+    return lk_test_finish();
+  }
+  lk_test_end();
+  LK_RUN(test_order);
+  LK_RUN(test_cross_queue);
+  LK_RUN(test_native_behind_host_work);
+  LK_RUN(test_idle_sweep);
+  LK_RUN(test_fault); /* last: the context is lost */
+  lightos_program_release(g_prog);
+  lightos_context_release(g_ctx);
+  return lk_test_finish();
+}
