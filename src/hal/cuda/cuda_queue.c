@@ -762,6 +762,17 @@ static bool lk_cu_on_gate(lk_cu_queue_t* q) {
   return q->gate_started && pthread_equal(q->gate, pthread_self());
 }
 
+/* Appends a command to the deferred list for the queue's host thread, which
+ * runs them in order (submit_lock held; the thread exists). */
+static void lk_cu_defer(lk_cu_queue_t* q, lk_cmd_t* c) {
+  q->gated = true;
+  c->next = NULL;
+  if (q->dtail) q->dtail->next = c;
+  else q->dhead = c;
+  q->dtail = c;
+  pthread_cond_broadcast(&q->gcv);
+}
+
 static lightos_status_t lk_cu_submit(lk_hal_queue_t* hq, lk_cmd_t* c) {
   lk_cu_queue_t* q = (lk_cu_queue_t*)hq;
   lightos_status_t s = lk_cu_make_current(q->ctx);
@@ -796,12 +807,7 @@ static lightos_status_t lk_cu_submit(lk_hal_queue_t* hq, lk_cmd_t* c) {
       }
     }
     /* Asynchronous from here: a failure reaches the event and finish. */
-    q->gated = true;
-    c->next = NULL;
-    if (q->dtail) q->dtail->next = c;
-    else q->dhead = c;
-    q->dtail = c;
-    pthread_cond_broadcast(&q->gcv);
+    lk_cu_defer(q, c);
     pthread_mutex_unlock(&q->submit_lock);
     return LIGHTOS_SUCCESS;
   }
@@ -1002,11 +1008,7 @@ lightos_status_t lk_cu_queue_submit_native(lk_hal_queue_t* hq, lk_cmd_t* cmd) {
   pthread_mutex_lock(&q->submit_lock);
   if (q->gated && !lk_cu_on_gate(q)) {
     /* Behind host work: the queue's host thread issues it in order. */
-    cmd->next = NULL;
-    if (q->dtail) q->dtail->next = cmd;
-    else q->dhead = cmd;
-    q->dtail = cmd;
-    pthread_cond_broadcast(&q->gcv);
+    lk_cu_defer(q, cmd);
     pthread_mutex_unlock(&q->submit_lock);
     return LIGHTOS_SUCCESS;
   }
