@@ -7,6 +7,7 @@
  *     the ring growing), data and every event right, events completed in
  *     order;
  *   - a wait for another queue's event: the later copy sees the data;
+ *   - profiling: events carry the stream's times;
  *   - device work a backend's function issues (lk_cu_queue_submit_native,
  *     the NCCL path) behind host work on its queue: the call returns at
  *     once, the queue's host thread issues it after the host work, its
@@ -135,6 +136,39 @@ static void test_cross_queue(void) {
   lightos_queue_release(q2);
   lightos_buffer_release(x);
   lightos_buffer_release(y);
+}
+
+/* ---- profiling ------------------------------------------------------------------------- */
+
+/* A profiling queue's events carry the stream's times: a "slow" kernel
+ * takes at least its 2 ms on the stand-in's stream, three in a row at
+ * least 6 ms, and a later command does not end before an earlier one. */
+static void test_profiling(void) {
+  lightos_queue_t q = NULL;
+  lightos_buffer_t b = NULL;
+  LK_REQUIRE_OK(lightos_queue_create(g_ctx, LIGHTOS_QUEUE_PROFILING, &q));
+  LK_REQUIRE_OK(lightos_buffer_alloc(g_ctx, 256, 0, &b));
+  lightos_kernel_t slow = kern("slow", b), k = kern("k", b);
+  LK_REQUIRE(slow && k);
+  size_t gs = 64;
+  lightos_event_t e[5] = {0};
+  LK_CHECK_STATUS(lightos_enqueue_kernel(q, k, 1, &gs, NULL, &e[0]), LIGHTOS_SUCCESS);
+  for (int i = 1; i < 4; ++i)
+    LK_CHECK_STATUS(lightos_enqueue_kernel(q, slow, 1, &gs, NULL, &e[i]), LIGHTOS_SUCCESS);
+  LK_CHECK_STATUS(lightos_event_record(q, &e[4]), LIGHTOS_SUCCESS);
+  LK_CHECK_STATUS(lightos_event_wait(e[4]), LIGHTOS_SUCCESS);
+  double one = 0, three = 0, order = 0;
+  LK_CHECK_STATUS(lightos_event_elapsed_ms(e[1], e[1], &one), LIGHTOS_SUCCESS);
+  LK_CHECK_STATUS(lightos_event_elapsed_ms(e[1], e[3], &three), LIGHTOS_SUCCESS);
+  LK_CHECK_STATUS(lightos_event_elapsed_ms(e[0], e[4], &order), LIGHTOS_SUCCESS);
+  LK_CHECK_MSG(one >= 1.9 && three >= 5.9 && order >= three,
+               "profiled times: one slow kernel %.3f ms, three %.3f ms, all %.3f ms", one, three,
+               order);
+  for (int i = 0; i < 5; ++i) lightos_event_release(e[i]);
+  lightos_kernel_release(slow);
+  lightos_kernel_release(k);
+  lightos_buffer_release(b);
+  lightos_queue_release(q);
 }
 
 /* ---- native work behind host work ---------------------------------------------------- */
@@ -361,6 +395,7 @@ int main(void) {
   lk_test_end();
   LK_RUN(test_order);
   LK_RUN(test_cross_queue);
+  LK_RUN(test_profiling);
   LK_RUN(test_native_behind_host_work);
   LK_RUN(test_idle_sweep);
   LK_RUN(test_fault); /* last: the context is lost */
