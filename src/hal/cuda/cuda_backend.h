@@ -129,14 +129,13 @@ lightos_status_t lk_cuda_peer_access(lk_hal_context_t* a, lk_hal_context_t* b, b
  * NULL) as that work's command: cmd completes in queue order once the work
  * has run, with enqueue's status when that failed.  Takes ownership of cmd.
  * (For native_gemm: cuda_blas.c.) */
+typedef lightos_status_t (*lk_cu_issue_fn)(void* stream, void* arg); /* stream: a CUstream */
 lightos_status_t lk_cu_queue_enqueue_native(lk_hal_queue_t* queue, lk_cmd_t* cmd,
-                                            lightos_status_t (*enqueue)(CUstream stream,
-                                                                        void* arg),
-                                            void* arg);
+                                            lk_cu_issue_fn enqueue, void* arg);
 lightos_status_t lk_cuda_native_gemm(lk_hal_queue_t* queue, const lk_hal_gemm_t* gemm, lk_cmd_t* keep_alive);
 
 /* The same, without blocking the calling thread: cmd (kind LK_CMD_NATIVE)
- * carries u.native.fn, done and arg.  fn(stream, arg) issues the work under
+ * carries u.native.fn (an lk_cu_issue_fn), done and arg.  fn(stream, arg) issues the work under
  * the queue's lock; done(arg, status) follows with no queue lock held and
  * owns arg.  While the queue's host thread has work ahead of it (a wait for
  * an event of another device, a host function) the command waits in queue

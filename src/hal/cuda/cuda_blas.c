@@ -462,7 +462,7 @@ static bool lk_cb_plan(const lk_hal_gemm_t* g, int cc, bool wide_ok, bool tf32,
 /* Runs on the queue's stream under its submit lock (lk_cu_queue_enqueue_native).
  * LIGHTOS_UNSUPPORTED without an error when cuBLAS refused the case
  * (nothing was enqueued). */
-static lightos_status_t lk_cb_enqueue(CUstream stream, void* arg) {
+static lightos_status_t lk_cb_enqueue(void* stream, void* arg) {
   lk_cb_job_t* j = arg;
   const lk_cublas_api_t* api = &lk_cb_api;
   lk_cb_slot_t* s = j->slot;
@@ -535,7 +535,7 @@ static lightos_status_t lk_cb_err_raise(const lk_cb_saved_err_t* e) {
 }
 
 /* Completes keep_alive in queue order with the saved failure. */
-static lightos_status_t lk_cb_failed_enqueue(CUstream stream, void* arg) {
+static lightos_status_t lk_cb_failed_enqueue(void* stream, void* arg) {
   (void)stream;
   return lk_cb_err_raise(arg);
 }

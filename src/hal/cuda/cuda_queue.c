@@ -702,14 +702,16 @@ static lightos_status_t lk_cu_dispatch(lk_cu_queue_t* q, lk_cmd_t* c, lightos_st
   return skipped ? LIGHTOS_SUCCESS : s;
 }
 
-/* Issues an LK_CMD_NATIVE command's work and records its entry (the caller
- * owns the stream: it holds submit_lock).  s: a failure found before. */
-static lightos_status_t lk_cu_native_run(lk_cu_queue_t* q, lk_cmd_t* c, lightos_status_t s) {
+/* Issues fn(stream, arg)'s work and records it as command c's entry (c may
+ * be NULL; the caller owns the stream: it holds submit_lock).  s: a
+ * failure found before. */
+static lightos_status_t lk_cu_issue(lk_cu_queue_t* q, lk_cmd_t* c, lightos_status_t s,
+                                    lk_cu_issue_fn fn, void* arg) {
   lk_cu_entry_t e = {.cmd = c, .host_only = true};
   if (!s) s = lk_cu_check_lost(q->ctx);
   if (!s) {
     e.host_only = false;
-    s = c->u.native.fn(q->stream, c->u.native.arg);
+    s = fn(q->stream, arg);
   }
   if (s) lk_cu_set_failure(&e, s);
   lk_cu_finish_entry(q, &e, !e.host_only); /* c may be gone from here on */
@@ -736,7 +738,7 @@ static void* lk_cu_gate_main(void* arg) {
     } else if (c->kind == LK_CMD_NATIVE) {
       void (*done)(void*, lightos_status_t) = c->u.native.done;
       void* job = c->u.native.arg;
-      lightos_status_t s = lk_cu_native_run(q, c, lk_cu_make_current(q->ctx));
+      lightos_status_t s = lk_cu_issue(q, c, lk_cu_make_current(q->ctx), c->u.native.fn, job);
       if (s) lk_cu_record_error(q, s, lightos_last_error()->message);
       pthread_mutex_unlock(&q->submit_lock);
       done(job, s);
@@ -982,22 +984,13 @@ lightos_status_t lk_cu_queue_create(lk_hal_context_t* hc, uint32_t flags, lk_hal
 /* ---- for other modules ------------------------------------------------------------ */
 
 lightos_status_t lk_cu_queue_enqueue_native(lk_hal_queue_t* hq, lk_cmd_t* cmd,
-                                            lightos_status_t (*enqueue)(CUstream stream,
-                                                                        void* arg),
-                                            void* arg) {
+                                            lk_cu_issue_fn enqueue, void* arg) {
   lk_cu_queue_t* q = (lk_cu_queue_t*)hq;
-  lk_cu_entry_t e = {.cmd = cmd, .host_only = true};
   lightos_status_t s = lk_cu_make_current(q->ctx);
   pthread_mutex_lock(&q->submit_lock);
   /* After the deferred commands (waits here while host work runs). */
   while (q->gated && !lk_cu_on_gate(q)) pthread_cond_wait(&q->gcv, &q->submit_lock);
-  if (!s) s = lk_cu_check_lost(q->ctx);
-  if (!s) {
-    e.host_only = false;
-    s = enqueue(q->stream, arg);
-  }
-  if (s) lk_cu_set_failure(&e, s);
-  lk_cu_finish_entry(q, &e, !e.host_only);
+  s = lk_cu_issue(q, cmd, s, enqueue, arg);
   pthread_mutex_unlock(&q->submit_lock);
   return s;
 }
@@ -1014,7 +1007,7 @@ lightos_status_t lk_cu_queue_submit_native(lk_hal_queue_t* hq, lk_cmd_t* cmd) {
   }
   void (*done)(void*, lightos_status_t) = cmd->u.native.done;
   void* arg = cmd->u.native.arg;
-  s = lk_cu_native_run(q, cmd, s);
+  s = lk_cu_issue(q, cmd, s, cmd->u.native.fn, arg);
   pthread_mutex_unlock(&q->submit_lock);
   lk_cu_saved_err_t saved;
   lk_cu_err_save(&saved);
@@ -1029,7 +1022,7 @@ typedef struct lk_cu_peer_copy {
   size_t size;
 } lk_cu_peer_copy_t;
 
-static lightos_status_t lk_cu_peer_copy_enqueue(CUstream stream, void* arg) {
+static lightos_status_t lk_cu_peer_copy_enqueue(void* stream, void* arg) {
   lk_cu_peer_copy_t* p = arg;
   CUresult r = p->dst_ctx->api->cuMemcpyPeerAsync(p->dst, p->dst_ctx->ctx, p->src, p->src_ctx->ctx,
                                                   p->size, stream);
