@@ -19,7 +19,6 @@
  *   - a kernel that faults: the context is lost, later work fails with
  *     LIGHTOS_DEVICE_LOST, nothing hangs. */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>

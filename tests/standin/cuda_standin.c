@@ -13,10 +13,8 @@
  *   "fault" makes the context's error sticky (CUDA_ERROR_ILLEGAL_ADDRESS),
  * so that tests can order work and lose a device.  "NVRTC" accepts any
  * source but one containing "lk_standin_compile_error", and returns a
- * placeholder image that only this library loads.
- *
- * For the tests: lk_standin_counts() says how many device allocations were
- * made and freed.  LK_STANDIN_DEVICES sets the device count (default 1). */
+ * placeholder image that only this library loads.  LK_STANDIN_DEVICES sets
+ * the device count (default 1). */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdatomic.h>
@@ -84,13 +82,6 @@ struct lk_CUstream_st {
 
 static struct lk_CUctx_st lk_si_ctx[LK_SI_MAXDEV];
 static _Thread_local struct lk_CUctx_st* lk_si_current;
-static atomic_long lk_si_allocs, lk_si_frees;
-
-void lk_standin_counts(long* allocs, long* frees);
-void lk_standin_counts(long* allocs, long* frees) {
-  *allocs = atomic_load(&lk_si_allocs);
-  *frees = atomic_load(&lk_si_frees);
-}
 
 static uint64_t lk_si_now(void) {
   struct timespec t;
@@ -308,13 +299,11 @@ CUresult cuMemAlloc_v2(CUdeviceptr* dptr, size_t bytes) {
   void* p = aligned_alloc(256, (bytes + 255) / 256 * 256);
   if (!p) return CUDA_ERROR_OUT_OF_MEMORY;
   memset(p, 0xa5, bytes); /* device memory starts with garbage */
-  atomic_fetch_add(&lk_si_allocs, 1);
   *dptr = (CUdeviceptr)(uintptr_t)p;
   return CUDA_SUCCESS;
 }
 
 CUresult cuMemFree_v2(CUdeviceptr dptr) {
-  if (dptr) atomic_fetch_add(&lk_si_frees, 1);
   free((void*)(uintptr_t)dptr);
   return CUDA_SUCCESS;
 }
