@@ -53,6 +53,8 @@ struct lk_CUevent_st {
   pthread_cond_t cv;
   unsigned long recorded, reached;
   uint64_t t_ns;
+  unsigned inflight; /* records not reached yet */
+  bool dead;         /* destroyed: freed when the last record is reached */
 };
 
 enum { OP_COPY, OP_SET, OP_KERNEL, OP_EVENT };
@@ -106,6 +108,12 @@ static CUresult lk_si_sticky(const struct lk_CUctx_st* c) {
 
 /* ---- streams ---------------------------------------------------------------------- */
 
+static void lk_si_event_free(CUevent e) {
+  pthread_mutex_destroy(&e->m);
+  pthread_cond_destroy(&e->cv);
+  free(e);
+}
+
 static void lk_si_run(CUstream s, lk_si_op_t* o) {
   switch (o->kind) {
     case OP_COPY:
@@ -124,13 +132,17 @@ static void lk_si_run(CUstream s, lk_si_op_t* o) {
         atomic_store(&s->ctx->sticky, CUDA_ERROR_ILLEGAL_ADDRESS);
       }
       break;
-    case OP_EVENT:
-      pthread_mutex_lock(&o->ev->m);
-      o->ev->t_ns = lk_si_now();
-      if (o->gen > o->ev->reached) o->ev->reached = o->gen;
-      pthread_cond_broadcast(&o->ev->cv);
-      pthread_mutex_unlock(&o->ev->m);
+    case OP_EVENT: {
+      CUevent e = o->ev;
+      pthread_mutex_lock(&e->m);
+      e->t_ns = lk_si_now();
+      if (o->gen > e->reached) e->reached = o->gen;
+      bool gone = --e->inflight == 0 && e->dead;
+      pthread_cond_broadcast(&e->cv);
+      pthread_mutex_unlock(&e->m);
+      if (gone) lk_si_event_free(e);
       break;
+    }
   }
   free(o->staged);
   free(o);
@@ -453,10 +465,14 @@ CUresult cuEventCreate(CUevent* pe, unsigned int flags) {
   return CUDA_SUCCESS;
 }
 
+/* As the driver does, an event destroyed while a record of it is still
+ * queued goes away once the stream reaches it. */
 CUresult cuEventDestroy_v2(CUevent e) {
-  pthread_mutex_destroy(&e->m);
-  pthread_cond_destroy(&e->cv);
-  free(e);
+  pthread_mutex_lock(&e->m);
+  e->dead = true;
+  bool now = e->inflight == 0;
+  pthread_mutex_unlock(&e->m);
+  if (now) lk_si_event_free(e);
   return CUDA_SUCCESS;
 }
 
@@ -468,6 +484,7 @@ CUresult cuEventRecord(CUevent e, CUstream s) {
   o->ev = e;
   pthread_mutex_lock(&e->m);
   o->gen = ++e->recorded;
+  e->inflight++;
   pthread_mutex_unlock(&e->m);
   return lk_si_push(s, o);
 }
