@@ -16,6 +16,11 @@
  *   - the completion thread finds device work nobody waits for (no event,
  *     no finish) and releases its buffers — while idle and after its deep
  *     sleep;
+ *   - launches take their references from the queue's stock: objects
+ *     released under pending launches outlive them, more objects than the
+ *     stock holds, finish waits for launches that have no entry, and
+ *     nothing is kept past finish, a batch of other launches, or the
+ *     queue's release;
  *   - a kernel that faults: the context is lost, later work fails with
  *     LIGHTOS_DEVICE_LOST, nothing hangs. */
 #define _GNU_SOURCE
@@ -353,6 +358,116 @@ static void test_idle_sweep(void) {
   lightos_queue_release(q);
 }
 
+/* ---- references from the queue's stock ---------------------------------------------- */
+
+/* An internal reference on a public object, to watch its count. */
+static lk_object_t* watch(void* handle, lk_obj_type_t type) {
+  lk_object_t* o = NULL;
+  if (lk_handle_resolve(handle, type, "object", &o)) return NULL;
+  lk_object_ref(o);
+  return o;
+}
+
+/* Launches take their references from the queue's stock (hal.h): objects
+ * released while launches are pending live until those complete (ASan
+ * would see a use after free), and nothing is kept beyond finish, a batch
+ * of launches, or the queue's release. */
+static void test_ref_stock(void) {
+  enum { NB = 12 }; /* more objects than the stock has slots */
+  lightos_queue_t q = NULL;
+  LK_REQUIRE_OK(lightos_queue_create(g_ctx, 0, &q));
+  size_t gs = 64;
+
+  /* Released under pending launches; finish lets them go. */
+  lightos_buffer_t b[NB] = {0};
+  lightos_kernel_t k[NB] = {0};
+  lk_object_t *ob[NB] = {0}, *ok[NB] = {0};
+  for (int i = 0; i < NB; ++i) {
+    LK_REQUIRE_OK(lightos_buffer_alloc(g_ctx, 256, 0, &b[i]));
+    k[i] = kern(i % 3 ? "k" : "slow", b[i]);
+    LK_REQUIRE(k[i]);
+    ob[i] = watch(b[i], LK_OBJ_BUFFER);
+    ok[i] = watch(k[i], LK_OBJ_KERNEL);
+    LK_REQUIRE(ob[i] && ok[i]);
+  }
+  for (int r = 0; r < 3; ++r)
+    for (int i = 0; i < NB; ++i)
+      LK_CHECK_STATUS(lightos_enqueue_kernel(q, k[i], 1, &gs, NULL, NULL), LIGHTOS_SUCCESS);
+  for (int i = 0; i < NB; ++i) {
+    lightos_kernel_release(k[i]);
+    lightos_buffer_release(b[i]);
+  }
+  LK_CHECK_STATUS(lightos_queue_finish(q), LIGHTOS_SUCCESS);
+  for (int i = 0; i < NB; ++i) { /* a kernel holds its buffer: kernels first */
+    LK_CHECK_MSG(atomic_load(&ok[i]->refs) == 1, "kernel %d: %d references after finish", i,
+                 atomic_load(&ok[i]->refs));
+    lk_object_unref(ok[i]);
+    LK_CHECK_MSG(atomic_load(&ob[i]->refs) == 1, "buffer %d: %d references after finish", i,
+                 atomic_load(&ob[i]->refs));
+    lk_object_unref(ob[i]);
+  }
+
+  /* Launches nobody waits for have no entry of their own: finish still
+   * waits for them (5 slow launches of 2 ms on the stand-in). */
+  {
+    lightos_buffer_t x = NULL;
+    LK_REQUIRE_OK(lightos_buffer_alloc(g_ctx, 256, 0, &x));
+    lightos_kernel_t ks = kern("slow", x);
+    LK_REQUIRE(ks);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < 5; ++i)
+      LK_CHECK_STATUS(lightos_enqueue_kernel(q, ks, 1, &gs, NULL, NULL), LIGHTOS_SUCCESS);
+    LK_CHECK_STATUS(lightos_queue_finish(q), LIGHTOS_SUCCESS);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    LK_CHECK_MSG(ms >= 9.5, "finish returned after %.1f ms, before 5 launches of 2 ms ran", ms);
+    lightos_kernel_release(ks);
+    lightos_buffer_release(x);
+  }
+
+  /* A released buffer is let go within a batch of launches while the queue
+   * stays busy with others (no finish). */
+  lightos_buffer_t a = NULL, c = NULL;
+  LK_REQUIRE_OK(lightos_buffer_alloc(g_ctx, 256, 0, &a));
+  LK_REQUIRE_OK(lightos_buffer_alloc(g_ctx, 256, 0, &c));
+  lightos_kernel_t ka = kern("k", a), kc = kern("k", c);
+  LK_REQUIRE(ka && kc);
+  lk_object_t* oa = watch(a, LK_OBJ_BUFFER);
+  LK_REQUIRE(oa);
+  lightos_event_t ev = NULL;
+  for (int i = 0; i < 10; ++i)
+    LK_CHECK_STATUS(lightos_enqueue_kernel(q, ka, 1, &gs, NULL, i == 9 ? &ev : NULL),
+                    LIGHTOS_SUCCESS);
+  lightos_kernel_release(ka);
+  lightos_buffer_release(a);
+  LK_CHECK_STATUS(lightos_event_wait(ev), LIGHTOS_SUCCESS);
+  lightos_event_release(ev);
+  /* The stock that covered a's launches goes with a marker within a batch
+   * (or when the completion thread finds the queue idle); the marker's
+   * completion releases it. */
+  bool gone = false;
+  for (int i = 0; i < 300; ++i)
+    LK_CHECK_STATUS(lightos_enqueue_kernel(q, kc, 1, &gs, NULL, NULL), LIGHTOS_SUCCESS);
+  for (int t = 0; t < 500 && !gone; ++t) {
+    gone = atomic_load(&oa->refs) == 1;
+    if (!gone) sleep_ms(2);
+  }
+  LK_CHECK_MSG(gone, "a released buffer kept %d references over a batch of other launches",
+               atomic_load(&oa->refs));
+  lk_object_unref(oa);
+
+  /* Released queue: its stock goes back (LeakSanitizer checks the rest). */
+  lk_object_t* oc = watch(c, LK_OBJ_BUFFER);
+  LK_REQUIRE(oc);
+  lightos_buffer_release(c);
+  lightos_queue_release(q);
+  lightos_kernel_release(kc);
+  LK_CHECK_MSG(atomic_load(&oc->refs) == 1, "buffer: %d references after the queue's release",
+               atomic_load(&oc->refs));
+  lk_object_unref(oc);
+}
+
 /* ---- a device lost ------------------------------------------------------------------ */
 
 static void test_fault(void) {
@@ -397,6 +512,7 @@ int main(void) {
   LK_RUN(test_profiling);
   LK_RUN(test_native_behind_host_work);
   LK_RUN(test_idle_sweep);
+  LK_RUN(test_ref_stock);
   LK_RUN(test_fault); /* last: the context is lost */
   lightos_program_release(g_prog);
   lightos_context_release(g_ctx);

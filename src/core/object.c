@@ -99,6 +99,10 @@ void lk_object_unref(lk_object_t* obj) {
   if (atomic_fetch_sub(&obj->refs, 1) == 1 && obj->destroy) obj->destroy(obj);
 }
 
+void lk_object_unref_n(lk_object_t* obj, int n) {
+  if (n > 0 && atomic_fetch_sub(&obj->refs, n) == n && obj->destroy) obj->destroy(obj);
+}
+
 void lk_object_ext_retain(lk_object_t* obj) { atomic_fetch_add(&obj->ext_refs, 1); }
 
 void lk_object_ext_release(lk_object_t* obj) {

@@ -49,6 +49,8 @@ lightos_status_t lk_object_init(lk_object_t* obj, lk_obj_type_t type,
 /* Internal references. */
 void lk_object_ref(lk_object_t* obj);
 void lk_object_unref(lk_object_t* obj);
+/* Drops n internal references at once (n may be 0). */
+void lk_object_unref_n(lk_object_t* obj, int n);
 /* User references (through the handle). */
 void lk_object_ext_retain(lk_object_t* obj);
 void lk_object_ext_release(lk_object_t* obj);

@@ -336,14 +336,14 @@ LIGHTOS_API lightos_status_t lightos_enqueue_kernel(lightos_queue_t queue, light
     lk_cmd_free_unsubmitted(c);
     return s;
   }
-  lk_object_ref(&k->obj);
   c->kernel = k;
   c->u.launch.hal_kernel = k->hal_kernel;
   c->u.launch.uses_item_blocks = k->sig->uses_item_blocks;
   for (uint32_t i = 0; i < n; ++i)
-    if (k->args[i].buffer) {
-      lk_object_ref(&k->args[i].buffer->obj);
-      c->launch_bufs[c->num_launch_bufs++] = k->args[i].buffer;
-    }
+    if (k->args[i].buffer) c->launch_bufs[c->num_launch_bufs++] = k->args[i].buffer;
+  /* The references: taken by the queue from its stock where it can (the
+   * caller's own references keep everything alive until then). */
+  c->refs_pending = true;
+  if (!q->hal->vtbl->takes_refs) lk_cmd_take_refs(c, NULL);
   return lk_queue_submit(q, c, out_event);
 }

@@ -125,8 +125,14 @@ typedef struct lk_cmd_blk {
 /* The calling thread's own blocks, and whether its exit hands them back. */
 typedef struct lk_pool_tls {
   lk_cmd_blk_t* mine;
+  unsigned count; /* blocks in mine */
   bool registered;
 } lk_pool_tls_t;
+
+/* A thread keeps up to this many freed blocks for itself (a backend that
+ * retires launches on the submitting thread reuses them while they are
+ * still in that core's cache); beyond, they go to the shared stack. */
+#define LK_CMD_TLS_MAX 64u
 
 static _Atomic(lk_cmd_blk_t*) lk_pool_head;
 static atomic_int lk_pool_made;
@@ -150,6 +156,7 @@ static void lk_pool_thread_exit(void* arg) {
   lk_pool_tls_t* t = arg;
   lk_cmd_blk_t* first = t->mine;
   t->mine = NULL;
+  t->count = 0;
   t->registered = false;
   if (!first) return;
   lk_cmd_blk_t* last = first;
@@ -172,11 +179,15 @@ static bool lk_pool_thread_ready(void) {
 lk_cmd_t* lk_cmd_new_launch(size_t bytes) {
   lk_cmd_blk_t* b = NULL;
   if (LK_CMD_HDR + bytes <= LK_CMD_BLOCK && lk_pool_thread_ready()) {
-    if (!lk_pool_tls.mine)
+    if (!lk_pool_tls.mine) {
       lk_pool_tls.mine = atomic_exchange_explicit(&lk_pool_head, NULL, memory_order_acquire);
+      lk_pool_tls.count = 0;
+      for (lk_cmd_blk_t* x = lk_pool_tls.mine; x; x = x->next) lk_pool_tls.count++;
+    }
     if (lk_pool_tls.mine) {
       b = lk_pool_tls.mine;
       lk_pool_tls.mine = b->next;
+      lk_pool_tls.count--;
     } else if (atomic_fetch_add_explicit(&lk_pool_made, 1, memory_order_relaxed) <
                LK_CMD_POOL_MAX) {
       b = malloc(LK_CMD_BLOCK);
@@ -208,8 +219,15 @@ static void lk_cmd_free_block(lk_cmd_t* c) {
     return;
   }
   lk_cmd_blk_t* b = (lk_cmd_blk_t*)(void*)((char*)c - LK_CMD_HDR);
-  if (b->pooled) lk_pool_push(b, b);
-  else free(b);
+  if (!b->pooled) {
+    free(b);
+  } else if (lk_pool_tls.registered && lk_pool_tls.count < LK_CMD_TLS_MAX) {
+    b->next = lk_pool_tls.mine;
+    lk_pool_tls.mine = b;
+    lk_pool_tls.count++;
+  } else {
+    lk_pool_push(b, b);
+  }
 }
 
 lk_cmd_t* lk_cmd_new(lk_cmd_kind_t kind) {
@@ -218,12 +236,69 @@ lk_cmd_t* lk_cmd_new(lk_cmd_kind_t kind) {
   return c;
 }
 
+/* ---- references from a queue's stock (hal.h) ---------------------------------- */
+
+/* The stock's slot for o, or the first free one; -1 when full. */
+static int lk_ref_slot(const lk_ref_cache_t* rc, const lk_object_t* o) {
+  for (int i = 0; i < LK_REF_SLOTS; ++i)
+    if (!rc->obj[i] || rc->obj[i] == o) return i;
+  return -1;
+}
+
+static void lk_ref_take(lk_ref_cache_t* rc, lk_object_t* o) {
+  int i = lk_ref_slot(rc, o);
+  if (!rc->left[i]) {
+    atomic_fetch_add(&o->refs, (int)LK_REF_CREDITS);
+    rc->obj[i] = o;
+    rc->left[i] = LK_REF_CREDITS;
+    rc->taken[i] += LK_REF_CREDITS;
+  }
+  rc->left[i]--;
+}
+
+void lk_cmd_take_refs(lk_cmd_t* c, lk_ref_cache_t* rc) {
+  if (!c->refs_pending) return;
+  c->refs_pending = false;
+  if (rc) {
+    /* All from the stock, or none: slots for the objects not in it yet. */
+    lk_ref_cache_t probe = *rc;
+    bool fit = true;
+    for (uint32_t i = 0; i <= c->num_launch_bufs && fit; ++i) {
+      lk_object_t* o = i < c->num_launch_bufs ? &c->launch_bufs[i]->obj
+                       : c->kernel                ? &c->kernel->obj
+                                                  : NULL;
+      if (!o) continue;
+      int k = lk_ref_slot(&probe, o);
+      fit = k >= 0;
+      if (fit) probe.obj[k] = o;
+    }
+    if (fit) {
+      if (c->kernel) lk_ref_take(rc, &c->kernel->obj);
+      for (uint32_t i = 0; i < c->num_launch_bufs; ++i) lk_ref_take(rc, &c->launch_bufs[i]->obj);
+      c->refs_stock = true;
+      return;
+    }
+  }
+  if (c->kernel) lk_object_ref(&c->kernel->obj);
+  for (uint32_t i = 0; i < c->num_launch_bufs; ++i) lk_object_ref(&c->launch_bufs[i]->obj);
+}
+
+bool lk_ref_cache_any(const lk_ref_cache_t* rc) { return rc->obj[0] != NULL; }
+
+void lk_ref_cache_release(lk_ref_cache_t* rc) {
+  for (int i = 0; i < LK_REF_SLOTS && rc->obj[i]; ++i)
+    lk_object_unref_n(rc->obj[i], (int)rc->taken[i]);
+  memset(rc, 0, sizeof *rc);
+}
+
 static void lk_cmd_drop_refs(lk_cmd_t* c) {
   for (int i = 0; i < 2; ++i)
     if (c->buf[i]) lk_object_unref(&c->buf[i]->obj);
-  if (c->kernel) lk_object_unref(&c->kernel->obj);
   if (c->wait_event) lk_object_unref(&c->wait_event->obj);
-  for (uint32_t i = 0; i < c->num_launch_bufs; ++i) lk_object_unref(&c->launch_bufs[i]->obj);
+  if (!c->refs_pending && !c->refs_stock) { /* else the command holds none */
+    if (c->kernel) lk_object_unref(&c->kernel->obj);
+    for (uint32_t i = 0; i < c->num_launch_bufs; ++i) lk_object_unref(&c->launch_bufs[i]->obj);
+  }
   if (c->kind == LK_CMD_HOST) free(c->u.host.arg);
   if (c->inline_arrays) return;
   free(c->launch_bufs);

@@ -3,7 +3,7 @@
  * thread, in batches.
  *
  * Dispatch stays cheap: submit enqueues the driver work and appends the
- * command to a ring of pending entries; it records no CUevent per command.
+ * command to a list of pending entries; it records no CUevent per command.
  * A "marker" CUevent is recorded after a command only when
  *   - the command has a user event (someone may wait for it),
  *   - LK_CU_BATCH commands went by without one (LIGHTOS_CUDA_BATCH
@@ -11,9 +11,23 @@
  * and finish/drain synchronise the stream instead.  The completion thread
  * waits for the first marker (cuEventSynchronize) and then completes every
  * command queued before it, in order.  Commands with no device work at the
- * head of the ring complete at once; unmarked leftovers are swept with
+ * head of the list complete at once; unmarked leftovers are swept with
  * cuStreamQuery after a short idle pause, so their buffers are released
  * even when nobody calls finish.
+ *
+ * The launching thread shares as little as it can with the completion
+ * thread: on the GPU hosts a locked instruction right after a launch costs
+ * about 45 ns, and every cache line the other thread touched costs a
+ * transfer.  So the pending list is published without a lock
+ * (lk_cu_push); a launch takes its kernel's and buffers' references from
+ * the queue's stock (hal.h), which goes with the next marker and is
+ * released when the marker completes; and a launch on the stock that
+ * nobody waits for (no event, no failure) gets no entry at all: its
+ * command block is freed at once, on the launching thread, and reused by
+ * its next launch while still in that core's cache.  The completion
+ * thread covers a stock in use with a marker when it finds the queue idle
+ * (the references of unwaited launches are released then, as their
+ * entries' were).
  *
  * Commands done on the host (a wait for another event, a host function, a
  * copy between host-addressable buffers of two contexts) never block the
@@ -22,9 +36,9 @@
  * order (the queue is "gated" meanwhile).
  *
  * Locks: submit_lock serialises submitters and is held across the driver
- * calls that enqueue work (stream order = ring order); `lock` guards the
- * ring, the event pools and the error state, and is never held across a
- * driver call that waits.  Exactly one thread at a time completes entries
+ * calls that enqueue work (stream order = list order); `lock` guards the
+ * marker count, the event pools, the completer's wake-ups and the error
+ * state, and is never held across a driver call that waits.  Exactly one thread at a time completes entries
  * (`completing`): the completion thread, or finish/drain.
  *
  * The completion thread polls a marker whose command has an event
@@ -46,6 +60,7 @@
  */
 #include <errno.h>
 #include <sched.h>
+#include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -57,18 +72,17 @@
 
 /* Commands between two batch markers.  Each marker costs the submitting
  * thread a cuEventRecord and a wake-up of the completion thread (a futex
- * system call), and its completion is a burst of work on the other thread
- * that touches what the submitter touches (q->lock, reference counts).  On
- * an H200 that came to about 4.5 us per marker, i.e. 0.14 us per launch
+ * system call), and its completion is a burst of work on the other thread.
+ * On an H200 that came to about 4.5 us per marker, i.e. 0.14 us per launch
  * when it was 32; at 256 it is under 0.02 us.  The price: without a finish
  * or an event, a command's buffers are released up to 256 commands (or one
  * idle sweep) later. */
 #define LK_CU_BATCH 256u
 #define LK_CU_CHUNK 64u
-#define LK_CU_RING0 512u /* entries: two batches before the ring first grows */
+#define LK_CU_SEG 256u /* entries per segment of the pending list */
 
 /* The completer's idle wait: LK_CU_IDLE_MS at a time, so device work
- * pushed onto an empty ring need not wake it; after LK_CU_IDLE_ROUNDS
+ * pushed onto an empty list need not wake it; after LK_CU_IDLE_ROUNDS
  * empty waits in a row (about a second) it sleeps until woken. */
 #define LK_CU_IDLE_MS 10u
 #define LK_CU_IDLE_ROUNDS 100u
@@ -81,7 +95,13 @@ typedef struct lk_cu_entry {
   bool host_only;          /* no device work of its own */
   bool done_timed;         /* done comes from the timing pool */
   char* msg;               /* the failure's message (malloc'ed) */
+  lk_ref_cache_t* stock;   /* references released once done is reached (malloc'ed) */
 } lk_cu_entry_t;
+
+typedef struct lk_cu_seg {
+  _Atomic(struct lk_cu_seg*) next;
+  lk_cu_entry_t e[LK_CU_SEG];
+} lk_cu_seg_t;
 
 typedef struct lk_cu_evpool {
   CUevent* ev;
@@ -97,6 +117,9 @@ typedef struct lk_cu_queue {
   bool profiling;
   pthread_mutex_t submit_lock;
   unsigned since_mark;       /* under submit_lock */
+  lk_ref_cache_t refs;       /* the stock of references for launches (hal.h;
+                                under submit_lock): goes with the next marker */
+  bool stock_noted;          /* stock_pending was set (under submit_lock) */
   unsigned batch;            /* LK_CU_BATCH, or LIGHTOS_CUDA_BATCH */
   /* Host work (waits for events, host functions, copies across contexts)
    * runs on the queue's host thread; while it has work the queue is
@@ -105,15 +128,27 @@ typedef struct lk_cu_queue {
   lk_cmd_t *dhead, *dtail;
   bool gated, gstop, gate_started;
   pthread_t gate;
+  /* The pending entries: a list of segments, written by the submitter
+   * (under submit_lock) and read by the completing thread without a lock;
+   * see lk_cu_push. */
+  /* The submitter's side and the completing thread's side each have a
+   * cache line of their own: the submitter reads `head` for every push,
+   * which changes once per chunk of completed entries. */
+  alignas(64) lk_cu_seg_t* pseg; /* the submitter's segment (under submit_lock) */
+  unsigned pidx;             /* its next free slot */
+  atomic_size_t tail;        /* entries ever pushed (published with release) */
+  alignas(64) lk_cu_seg_t* cseg; /* the completing thread's segment (`completing`) */
+  unsigned cidx;             /* the next entry to complete in it */
+  atomic_size_t head;        /* entries ever completed */
+  alignas(64) _Atomic(lk_cu_seg_t*) spare; /* a used segment kept for reuse */
+  atomic_bool deep;          /* the completer sleeps untimed: wake it for any work */
+  atomic_bool stock_pending; /* launches used the stock since its last marker:
+                                the completer covers it with one when idle */
   pthread_mutex_t lock;
   pthread_cond_t cv;         /* work for the completer (see lk_cu_push), or stop */
   pthread_cond_t done_cv;    /* `completing` was released: entries completed */
-  lk_cu_entry_t* ring;
-  size_t cap, head, count;
-  size_t marked;             /* entries in the ring with a marker */
-  size_t pushed;             /* entries ever pushed (the sweep waits for a pause) */
+  size_t marked;             /* pending entries with a marker (under lock) */
   bool completing, stop;
-  bool deep;                 /* the completer sleeps untimed: wake it for any work */
   unsigned idle_rounds;      /* the completer's empty idle waits in a row */
   pthread_t completer;
   lk_cu_evpool_t marks, timed;
@@ -170,28 +205,80 @@ static void lk_cu_pool_free(lk_cu_queue_t* q, lk_cu_evpool_t* p) {
   memset(p, 0, sizeof *p);
 }
 
-/* Appends an entry (lock held); -1 when the ring cannot grow. */
-static int lk_cu_push(lk_cu_queue_t* q, const lk_cu_entry_t* e) {
-  if (q->count == q->cap) {
-    size_t cap = q->cap * 2;
-    lk_cu_entry_t* ring = malloc(cap * sizeof *ring);
-    if (!ring) return -1;
-    for (size_t i = 0; i < q->count; ++i) ring[i] = q->ring[(q->head + i) % q->cap];
-    free(q->ring);
-    q->ring = ring;
-    q->cap = cap;
-    q->head = 0;
+/* Pending entries (the calling thread owns `completing` or holds lock). */
+static size_t lk_cu_count(lk_cu_queue_t* q) {
+  return atomic_load_explicit(&q->tail, memory_order_acquire) -
+         atomic_load_explicit(&q->head, memory_order_relaxed);
+}
+
+/* The k-th pending entry (k < lk_cu_count; the caller owns `completing`).
+ * Entries are not changed once published, so no lock is needed. */
+static lk_cu_entry_t* lk_cu_pending(lk_cu_queue_t* q, size_t k) {
+  lk_cu_seg_t* g = q->cseg;
+  size_t i = q->cidx + k;
+  while (i >= LK_CU_SEG) {
+    g = atomic_load_explicit(&g->next, memory_order_acquire);
+    i -= LK_CU_SEG;
   }
-  q->ring[(q->head + q->count) % q->cap] = *e;
-  q->count++;
-  q->pushed++;
-  if (e->done) q->marked++;
-  /* Wake the completer for a marker, or for an entry at the head it can
-   * complete now (host work).  Unmarked device work at the head wakes it
-   * only from a deep sleep: otherwise its idle wait ends within
-   * LK_CU_IDLE_MS and sweeps it then, so a thread that enqueues and
-   * finishes in a loop makes no wake-up system call per command. */
-  if (e->done || (q->count == 1 && (e->host_only || q->deep))) pthread_cond_broadcast(&q->cv);
+  return &g->e[i];
+}
+
+/* Takes the next pending entry off the list (the caller owns `completing`,
+ * has seen it with lk_cu_count, and advances `head` after a chunk).  A
+ * segment is left only for an entry beyond it, so the submitter has moved
+ * on from it: it is kept for reuse. */
+static lk_cu_entry_t lk_cu_pop(lk_cu_queue_t* q) {
+  if (q->cidx == LK_CU_SEG) {
+    lk_cu_seg_t* used = q->cseg;
+    q->cseg = atomic_load_explicit(&used->next, memory_order_acquire);
+    q->cidx = 0;
+    free(atomic_exchange_explicit(&q->spare, used, memory_order_acq_rel));
+  }
+  return q->cseg->e[q->cidx++];
+}
+
+/* Appends an entry (submit_lock held); -1 when no segment can be had.
+ *
+ * The submitter takes no lock for plain device work: the entry is written
+ * into the submitter's segment and published by a release store of `tail`;
+ * the completing thread reads entries below `tail` (acquire) without a
+ * lock.  A locked instruction costs tens of nanoseconds right after a
+ * kernel launch (measured: about 45 ns each on the GPU hosts), and a
+ * launch's whole budget is a few microseconds.
+ *
+ * The completer is woken (under lock) for a marker and for host work, for
+ * which it may have to act now; device work without a marker does not wake
+ * it (its idle wait ends within LK_CU_IDLE_MS and sweeps it then), except
+ * from its deep sleep: a push onto an empty list publishes `tail` and then
+ * reads `deep`, the completer sets `deep` and then reads `tail`, all four
+ * sequentially consistent, so at least one sees the other's store. */
+static int lk_cu_push(lk_cu_queue_t* q, const lk_cu_entry_t* e) {
+  if (q->pidx == LK_CU_SEG) {
+    lk_cu_seg_t* g = atomic_exchange_explicit(&q->spare, NULL, memory_order_acq_rel);
+    if (!g && !(g = malloc(sizeof *g))) return -1;
+    atomic_store_explicit(&g->next, NULL, memory_order_relaxed);
+    atomic_store_explicit(&q->pseg->next, g, memory_order_release);
+    q->pseg = g;
+    q->pidx = 0;
+  }
+  q->pseg->e[q->pidx++] = *e;
+  size_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
+  bool was_empty = atomic_load_explicit(&q->head, memory_order_acquire) == t;
+  /* Onto an empty list the store is sequentially consistent, ordered with
+   * the completer's store of `deep` before its last look at `tail`. */
+  atomic_store_explicit(&q->tail, t + 1, was_empty ? memory_order_seq_cst : memory_order_release);
+  if (e->done || e->host_only) {
+    pthread_mutex_lock(&q->lock);
+    if (e->done) q->marked++;
+    pthread_cond_broadcast(&q->cv);
+    pthread_mutex_unlock(&q->lock);
+  } else if (was_empty) {
+    if (atomic_load_explicit(&q->deep, memory_order_seq_cst)) {
+      pthread_mutex_lock(&q->lock);
+      pthread_cond_broadcast(&q->cv);
+      pthread_mutex_unlock(&q->lock);
+    }
+  }
   return 0;
 }
 
@@ -211,22 +298,25 @@ static uint64_t lk_cu_event_ns(lk_cu_queue_t* q, CUevent ev, float* out_ms) {
   return q->tref_ns + (uint64_t)((double)ms * 1e6);
 }
 
-/* Completes the n entries at the head of the ring, in order (the calling
+/* Completes the n entries at the head of the list, in order (the calling
  * thread owns `completing`).  Entries without a failure of their own get
  * batch_status (with batch_msg). */
 static void lk_cu_complete_n(lk_cu_queue_t* q, size_t n, lightos_status_t batch_status,
                              const char* batch_msg) {
   lk_cu_entry_t chunk[LK_CU_CHUNK];
   while (n) {
-    size_t m = n < LK_CU_CHUNK ? n : LK_CU_CHUNK;
-    pthread_mutex_lock(&q->lock);
+    size_t m = n < LK_CU_CHUNK ? n : LK_CU_CHUNK, marks = 0;
     for (size_t i = 0; i < m; ++i) {
-      chunk[i] = q->ring[q->head];
-      q->head = (q->head + 1) % q->cap;
-      q->count--;
-      if (chunk[i].done) q->marked--;
+      chunk[i] = lk_cu_pop(q);
+      marks += chunk[i].done != NULL;
     }
-    pthread_mutex_unlock(&q->lock);
+    atomic_store_explicit(&q->head, atomic_load_explicit(&q->head, memory_order_relaxed) + m,
+                          memory_order_release);
+    if (marks) {
+      pthread_mutex_lock(&q->lock);
+      q->marked -= marks;
+      pthread_mutex_unlock(&q->lock);
+    }
     for (size_t i = 0; i < m; ++i) {
       lk_cu_entry_t* e = &chunk[i];
       lightos_status_t s = e->status ? e->status : batch_status;
@@ -249,21 +339,30 @@ static void lk_cu_complete_n(lk_cu_queue_t* q, size_t n, lightos_status_t batch_
       }
       if (e->cmd) lk_cmd_complete(e->cmd, s, t0, t1);
       free(e->msg);
+      if (e->stock) {
+        lk_ref_cache_release(e->stock);
+        free(e->stock);
+      }
     }
-    pthread_mutex_lock(&q->lock);
-    for (size_t i = 0; i < m; ++i) {
-      lk_cu_ev_put(q, chunk[i].done_timed ? &q->timed : &q->marks, chunk[i].done);
-      lk_cu_ev_put(q, &q->timed, chunk[i].start);
+    bool events = marks > 0;
+    for (size_t i = 0; i < m && !events; ++i) events = chunk[i].start != NULL;
+    if (events) {
+      pthread_mutex_lock(&q->lock);
+      for (size_t i = 0; i < m; ++i) {
+        lk_cu_ev_put(q, chunk[i].done_timed ? &q->timed : &q->marks, chunk[i].done);
+        lk_cu_ev_put(q, &q->timed, chunk[i].start);
+      }
+      pthread_mutex_unlock(&q->lock);
     }
-    pthread_mutex_unlock(&q->lock);
     n -= m;
   }
 }
 
 /* Waits for the stream and completes the first n entries (the caller owns
- * `completing`). */
-static void lk_cu_sync_complete(lk_cu_queue_t* q, size_t n) {
-  if (!n) return;
+ * `completing`); with n = 0 only if `always` (launches that have no entry
+ * may be running). */
+static void lk_cu_sync_complete(lk_cu_queue_t* q, size_t n, bool always) {
+  if (!n && !always) return;
   (void)lk_cu_make_current(q->ctx);
   CUresult r = q->api->cuStreamSynchronize(q->stream);
   lightos_status_t s = LIGHTOS_SUCCESS;
@@ -319,31 +418,56 @@ static void lk_cu_completer_run(lk_cu_queue_t* q, size_t n, lightos_status_t s, 
   pthread_cond_broadcast(&q->done_cv);
 }
 
+static void lk_cu_mark_stock(lk_cu_queue_t* q);
+
 static void* lk_cu_completer(void* arg) {
   lk_cu_queue_t* q = arg;
   (void)lk_cu_make_current(q->ctx);
   unsigned backoff = 1;
   pthread_mutex_lock(&q->lock);
   for (;;) {
-    if (q->stop && !q->count) break;
+    /* The pending entries may be read here: the lock is held and nobody
+     * else is completing. */
     if (q->completing) {
       pthread_cond_wait(&q->done_cv, &q->lock);
       continue;
     }
-    if (!q->count) {
+    size_t count = lk_cu_count(q);
+    if (q->stop && !count) break;
+    if (!count) {
       backoff = 1;
-      if (q->idle_rounds < LK_CU_IDLE_ROUNDS) {
-        if (lk_cu_timedwait(q, LK_CU_IDLE_MS) && !q->count) q->idle_rounds++;
+      bool stock = atomic_load_explicit(&q->stock_pending, memory_order_seq_cst);
+      if (q->idle_rounds < LK_CU_IDLE_ROUNDS || stock) {
+        if (lk_cu_timedwait(q, LK_CU_IDLE_MS) && !lk_cu_count(q)) {
+          q->idle_rounds++;
+          if (atomic_load_explicit(&q->stock_pending, memory_order_acquire)) {
+            /* Launches nobody waits for used the stock of references: a
+             * marker covers it, and its completion releases it (objects
+             * released meanwhile are freed).  Not while a submitter is
+             * busy: it records markers itself. */
+            pthread_mutex_unlock(&q->lock);
+            if (!pthread_mutex_trylock(&q->submit_lock)) {
+              lk_cu_mark_stock(q);
+              pthread_mutex_unlock(&q->submit_lock);
+            }
+            pthread_mutex_lock(&q->lock);
+          }
+        }
       } else {
-        q->deep = true;
-        pthread_cond_wait(&q->cv, &q->lock);
-        q->deep = false;
+        /* See lk_cu_push and lk_cu_note_stock: a submitter that finds the
+         * list (or the stock) empty looks at `deep` after its store. */
+        atomic_store_explicit(&q->deep, true, memory_order_seq_cst);
+        if (atomic_load_explicit(&q->tail, memory_order_seq_cst) ==
+                atomic_load_explicit(&q->head, memory_order_relaxed) &&
+            !atomic_load_explicit(&q->stock_pending, memory_order_seq_cst) && !q->stop)
+          pthread_cond_wait(&q->cv, &q->lock);
+        atomic_store(&q->deep, false);
         q->idle_rounds = 0;
       }
       continue;
     }
     q->idle_rounds = 0;
-    const lk_cu_entry_t* h = &q->ring[q->head];
+    const lk_cu_entry_t* h = lk_cu_pending(q, 0);
     if (h->host_only && !h->done) {
       /* Everything before it is complete: nothing to wait for. */
       lk_cu_completer_run(q, 1, LIGHTOS_SUCCESS, "");
@@ -353,7 +477,7 @@ static void* lk_cu_completer(void* arg) {
       size_t n = 0;
       const lk_cu_entry_t* m = NULL;
       while (!m) {
-        const lk_cu_entry_t* e = &q->ring[(q->head + n++) % q->cap];
+        const lk_cu_entry_t* e = lk_cu_pending(q, n++);
         if (e->done) m = e;
       }
       CUevent ev = m->done;
@@ -377,10 +501,10 @@ static void* lk_cu_completer(void* arg) {
       continue;
     }
     if (q->stop) {
-      size_t n = q->count;
+      size_t n = count;
       q->completing = true;
       pthread_mutex_unlock(&q->lock);
-      lk_cu_sync_complete(q, n);
+      lk_cu_sync_complete(q, n, false);
       pthread_mutex_lock(&q->lock);
       q->completing = false;
       pthread_cond_broadcast(&q->done_cv);
@@ -390,11 +514,11 @@ static void* lk_cu_completer(void* arg) {
      * while commands keep coming (a marker follows every q->batch): a
      * cuStreamQuery from this thread slows down the launches of a thread
      * that is submitting. */
-    size_t seen = q->pushed;
-    if (!lk_cu_timedwait(q, backoff) || q->completing || !q->count || q->marked || q->stop)
+    size_t seen = atomic_load_explicit(&q->tail, memory_order_acquire);
+    if (!lk_cu_timedwait(q, backoff) || q->completing || !lk_cu_count(q) || q->marked || q->stop)
       continue;
-    if (q->pushed != seen) continue;
-    size_t n = q->count;
+    if (atomic_load_explicit(&q->tail, memory_order_acquire) != seen) continue;
+    size_t n = lk_cu_count(q);
     q->completing = true;
     pthread_mutex_unlock(&q->lock);
     (void)lk_cu_make_current(q->ctx);
@@ -553,8 +677,10 @@ static void lk_cu_err_restore(const lk_cu_saved_err_t* e) {
   if (e->status) LK_FAIL_NATIVE(e->status, "cuda", e->name, e->code, "%s", e->msg);
 }
 
+static void lk_cu_note_stock(lk_cu_queue_t* q);
+
 /* Records the markers an entry needs and appends it (submit_lock held).
- * When the ring cannot grow, the stream is drained and the entry
+ * When the list cannot grow, the stream is drained and the entry
  * completed here, still in order. */
 static void lk_cu_finish_entry(lk_cu_queue_t* q, lk_cu_entry_t* e, bool device_work) {
   const lk_cuda_api_t* api = q->api;
@@ -571,6 +697,14 @@ static void lk_cu_finish_entry(lk_cu_queue_t* q, lk_cu_entry_t* e, bool device_w
   if (e->done) {
     if (api->cuEventRecord(e->done, q->stream) == CUDA_SUCCESS) {
       q->since_mark = 0;
+      /* The stock of references goes with the marker: it is released once
+       * the stream has passed every launch that used it. */
+      if (lk_ref_cache_any(&q->refs) && (e->stock = malloc(sizeof *e->stock))) {
+        *e->stock = q->refs;
+        memset(&q->refs, 0, sizeof q->refs);
+        q->stock_noted = false;
+        atomic_store_explicit(&q->stock_pending, false, memory_order_release);
+      }
     } else {
       pthread_mutex_lock(&q->lock);
       lk_cu_ev_put(q, timed ? &q->timed : &q->marks, e->done);
@@ -584,18 +718,25 @@ static void lk_cu_finish_entry(lk_cu_queue_t* q, lk_cu_entry_t* e, bool device_w
     pthread_mutex_unlock(&q->lock);
     e->start = NULL;
   }
-  pthread_mutex_lock(&q->lock);
-  int pushed = lk_cu_push(q, e);
-  if (pushed != 0) {
-    /* Out of host memory for the ring: finish everything synchronously
-     * (keeping the calling thread's error record). */
+  if (!e->done && !e->status && !e->host_only && e->cmd && e->cmd->refs_stock &&
+      !e->cmd->event) {
+    /* A launch on the stock that nobody waits for needs no entry (the next
+     * marker covers its references): its command block goes now, on this
+     * thread, and is reused while still in this core's cache. */
+    lk_cmd_complete(e->cmd, LIGHTOS_SUCCESS, 0, 0);
+    return;
+  }
+  if (lk_cu_push(q, e) != 0) {
+    /* Out of host memory for the pending list: finish everything
+     * synchronously (keeping the calling thread's error record). */
     lk_cu_saved_err_t saved;
     lk_cu_err_save(&saved);
+    pthread_mutex_lock(&q->lock);
     while (q->completing) pthread_cond_wait(&q->done_cv, &q->lock);
     q->completing = true;
-    size_t n = q->count;
+    size_t n = lk_cu_count(q);
     pthread_mutex_unlock(&q->lock);
-    lk_cu_sync_complete(q, n);
+    lk_cu_sync_complete(q, n, false);
     pthread_mutex_lock(&q->lock);
     q->completing = false;
     pthread_cond_broadcast(&q->done_cv);
@@ -609,10 +750,14 @@ static void lk_cu_finish_entry(lk_cu_queue_t* q, lk_cu_entry_t* e, bool device_w
     if (e->cmd) lk_cmd_complete(e->cmd, s, 0, 0);
     free(e->msg);
     e->msg = NULL;
+    if (e->stock) { /* back to the queue, for the next marker */
+      q->refs = *e->stock;
+      free(e->stock);
+      e->stock = NULL;
+      lk_cu_note_stock(q);
+    }
     lk_cu_err_restore(&saved);
-    return;
   }
-  pthread_mutex_unlock(&q->lock);
 }
 
 static void lk_cu_set_failure(lk_cu_entry_t* e, lightos_status_t s) {
@@ -775,10 +920,24 @@ static void lk_cu_defer(lk_cu_queue_t* q, lk_cmd_t* c) {
   pthread_cond_broadcast(&q->gcv);
 }
 
-static lightos_status_t lk_cu_submit(lk_hal_queue_t* hq, lk_cmd_t* c) {
-  lk_cu_queue_t* q = (lk_cu_queue_t*)hq;
-  lightos_status_t s = lk_cu_make_current(q->ctx);
-  pthread_mutex_lock(&q->submit_lock);
+/* The stock of references is in use again (submit_lock held): the
+ * completer covers it with a marker if nothing else does, and is woken
+ * from its deep sleep for that (a store and a look at `deep`, both
+ * sequentially consistent, against its store of `deep` and look at
+ * stock_pending). */
+static void lk_cu_note_stock(lk_cu_queue_t* q) {
+  q->stock_noted = true;
+  atomic_store_explicit(&q->stock_pending, true, memory_order_seq_cst);
+  if (atomic_load_explicit(&q->deep, memory_order_seq_cst)) {
+    pthread_mutex_lock(&q->lock);
+    pthread_cond_broadcast(&q->cv);
+    pthread_mutex_unlock(&q->lock);
+  }
+}
+
+/* Submits c with submit_lock held; returns with it released.  s: the
+ * context's status. */
+static lightos_status_t lk_cu_submit_locked(lk_cu_queue_t* q, lk_cmd_t* c, lightos_status_t s) {
   if (lk_cu_on_gate(q)) {
     /* A host function submitting to its own queue: its commands go
      * before the deferred ones, at once (the host thread owns the
@@ -818,31 +977,64 @@ static lightos_status_t lk_cu_submit(lk_hal_queue_t* hq, lk_cmd_t* c) {
   return r;
 }
 
-/* Waits until the queue's host thread has dispatched everything. */
-static void lk_cu_wait_gate(lk_cu_queue_t* q) {
+static lightos_status_t lk_cu_submit(lk_hal_queue_t* hq, lk_cmd_t* c) {
+  lk_cu_queue_t* q = (lk_cu_queue_t*)hq;
+  lightos_status_t s = lk_cu_make_current(q->ctx);
+  pthread_mutex_lock(&q->submit_lock);
+  /* A launch issued now uses the queue's stock of references (the next
+   * marker covers it); one that waits in the deferred list takes its own,
+   * as a marker may be recorded before it is issued. */
+  if (c->refs_pending) {
+    lk_cmd_take_refs(c, (q->gated && !lk_cu_on_gate(q)) ? NULL : &q->refs);
+    if (c->refs_stock && !q->stock_noted) lk_cu_note_stock(q);
+  }
+  return lk_cu_submit_locked(q, c, s);
+}
+
+/* Hands the stock of references to a marker recorded now (submit_lock
+ * held): everything issued so far is covered. */
+static void lk_cu_mark_stock(lk_cu_queue_t* q) {
+  if (!lk_ref_cache_any(&q->refs)) return;
+  lk_cu_entry_t e = {.cmd = NULL};
+  q->since_mark = q->batch; /* a marker now */
+  lk_cu_finish_entry(q, &e, false);
+}
+
+/* Waits until the queue's host thread has dispatched everything, and
+ * takes the stock of references out: it covers launches issued so far,
+ * which the caller's stream synchronisation then waits for. */
+static void lk_cu_wait_gate(lk_cu_queue_t* q, lk_ref_cache_t* stock) {
   pthread_mutex_lock(&q->submit_lock);
   while (q->gated && !lk_cu_on_gate(q)) pthread_cond_wait(&q->gcv, &q->submit_lock);
+  *stock = q->refs;
+  memset(&q->refs, 0, sizeof q->refs);
+  q->stock_noted = false;
+  atomic_store_explicit(&q->stock_pending, false, memory_order_release);
   pthread_mutex_unlock(&q->submit_lock);
 }
 
-/* Completes everything submitted so far on the calling thread. */
-static void lk_cu_drain_all(lk_cu_queue_t* q) {
+/* Completes everything submitted so far on the calling thread, then
+ * releases the stock taken out by lk_cu_wait_gate (after the stream
+ * synchronisation: its launches have run). */
+static void lk_cu_drain_all(lk_cu_queue_t* q, lk_ref_cache_t* stock) {
   pthread_mutex_lock(&q->lock);
   while (q->completing) pthread_cond_wait(&q->done_cv, &q->lock);
-  size_t n = q->count;
+  size_t n = lk_cu_count(q);
   q->completing = true;
   pthread_mutex_unlock(&q->lock);
-  lk_cu_sync_complete(q, n);
+  lk_cu_sync_complete(q, n, lk_ref_cache_any(stock));
   pthread_mutex_lock(&q->lock);
   q->completing = false;
   pthread_cond_broadcast(&q->done_cv);
   pthread_mutex_unlock(&q->lock);
+  lk_ref_cache_release(stock);
 }
 
 static lightos_status_t lk_cu_finish(lk_hal_queue_t* hq) {
   lk_cu_queue_t* q = (lk_cu_queue_t*)hq;
-  lk_cu_wait_gate(q);
-  lk_cu_drain_all(q);
+  lk_ref_cache_t stock;
+  lk_cu_wait_gate(q, &stock);
+  lk_cu_drain_all(q, &stock);
   pthread_mutex_lock(&q->lock);
   lightos_status_t s = (lightos_status_t)atomic_load(&q->error);
   char msg[512], name[64];
@@ -858,8 +1050,9 @@ static lightos_status_t lk_cu_finish(lk_hal_queue_t* hq) {
 
 static void lk_cu_drain(lk_hal_queue_t* hq) {
   lk_cu_queue_t* q = (lk_cu_queue_t*)hq;
-  lk_cu_wait_gate(q);
-  lk_cu_drain_all(q);
+  lk_ref_cache_t stock;
+  lk_cu_wait_gate(q, &stock);
+  lk_cu_drain_all(q, &stock);
 }
 
 static void lk_cu_queue_destroy(lk_hal_queue_t* hq) {
@@ -870,6 +1063,9 @@ static void lk_cu_queue_destroy(lk_hal_queue_t* hq) {
   bool gate = q->gate_started;
   pthread_mutex_unlock(&q->submit_lock);
   if (gate) pthread_join(q->gate, NULL);
+  lk_ref_cache_t stock;
+  lk_cu_wait_gate(q, &stock);
+  lk_cu_drain_all(q, &stock);
   pthread_mutex_lock(&q->lock);
   q->stop = true;
   pthread_cond_broadcast(&q->cv);
@@ -882,7 +1078,12 @@ static void lk_cu_queue_destroy(lk_hal_queue_t* hq) {
   lk_cu_pool_free(q, &q->timed);
   if (q->tref) q->api->cuEventDestroy_v2(q->tref);
   q->api->cuStreamDestroy_v2(q->stream);
-  free(q->ring);
+  while (q->cseg) { /* everything was completed */
+    lk_cu_seg_t* next = atomic_load(&q->cseg->next);
+    free(q->cseg);
+    q->cseg = next;
+  }
+  free(atomic_load(&q->spare));
   pthread_cond_destroy(&q->cv);
   pthread_cond_destroy(&q->done_cv);
   pthread_cond_destroy(&q->gcv);
@@ -897,6 +1098,7 @@ static const lk_hal_queue_vtbl_t lk_cu_queue_vtbl = {
     .finish = lk_cu_finish,
     .drain = lk_cu_drain,
     .native_gemm = lk_cuda_native_gemm,
+    .takes_refs = true,
 };
 
 /* The profiling time reference: an event recorded on the (empty) stream,
@@ -922,11 +1124,12 @@ lightos_status_t lk_cu_queue_create(lk_hal_context_t* hc, uint32_t flags, lk_hal
   lightos_status_t s = lk_cu_check_lost(c);
   if (!s) s = lk_cu_make_current(c);
   if (s) return s;
-  lk_cu_queue_t* q = calloc(1, sizeof *q);
-  lk_cu_entry_t* ring = calloc(LK_CU_RING0, sizeof *ring);
-  if (!q || !ring) {
+  lk_cu_queue_t* q = aligned_alloc(alignof(lk_cu_queue_t), sizeof *q); /* cache lines */
+  if (q) memset(q, 0, sizeof *q);
+  lk_cu_seg_t* seg = calloc(1, sizeof *seg);
+  if (!q || !seg) {
     free(q);
-    free(ring);
+    free(seg);
     return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for a queue");
   }
   q->base.vtbl = &lk_cu_queue_vtbl;
@@ -935,8 +1138,7 @@ lightos_status_t lk_cu_queue_create(lk_hal_context_t* hc, uint32_t flags, lk_hal
   q->ctx = c;
   q->api = c->api;
   q->profiling = (flags & LIGHTOS_QUEUE_PROFILING) != 0;
-  q->ring = ring;
-  q->cap = LK_CU_RING0;
+  q->pseg = q->cseg = seg;
   q->marks.flags = CU_EVENT_DISABLE_TIMING | CU_EVENT_BLOCKING_SYNC;
   q->timed.flags = CU_EVENT_BLOCKING_SYNC;
   long spin_us = lk_env_long("LIGHTOS_CUDA_SPIN_US", 100);
@@ -945,14 +1147,14 @@ lightos_status_t lk_cu_queue_create(lk_hal_context_t* hc, uint32_t flags, lk_hal
   q->spin_ns = spin_us > 0 ? (uint64_t)spin_us * 1000u : 0;
   CUresult r = c->api->cuStreamCreate(&q->stream, CU_STREAM_NON_BLOCKING);
   if (r) {
-    free(ring);
+    free(seg);
     free(q);
     return lk_cu_fail(c, r, "cuStreamCreate", hc->device->info.uri);
   }
   if (q->profiling && (s = lk_cu_time_anchor(q))) {
     if (q->tref) c->api->cuEventDestroy_v2(q->tref);
     c->api->cuStreamDestroy_v2(q->stream);
-    free(ring);
+    free(seg);
     free(q);
     return s;
   }
@@ -973,7 +1175,7 @@ lightos_status_t lk_cu_queue_create(lk_hal_context_t* hc, uint32_t flags, lk_hal
     pthread_cond_destroy(&q->gcv);
     pthread_mutex_destroy(&q->lock);
     pthread_mutex_destroy(&q->submit_lock);
-    free(ring);
+    free(seg);
     free(q);
     return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "could not start a queue thread");
   }
