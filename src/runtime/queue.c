@@ -125,7 +125,7 @@ typedef struct lk_cmd_blk {
 /* The calling thread's own blocks, and whether its exit hands them back. */
 typedef struct lk_pool_tls {
   lk_cmd_blk_t* mine;
-  unsigned count; /* blocks in mine */
+  unsigned count; /* blocks this thread freed into mine (at most LK_CMD_TLS_MAX) */
   bool registered;
 } lk_pool_tls_t;
 
@@ -182,12 +182,11 @@ lk_cmd_t* lk_cmd_new_launch(size_t bytes) {
     if (!lk_pool_tls.mine) {
       lk_pool_tls.mine = atomic_exchange_explicit(&lk_pool_head, NULL, memory_order_acquire);
       lk_pool_tls.count = 0;
-      for (lk_cmd_blk_t* x = lk_pool_tls.mine; x; x = x->next) lk_pool_tls.count++;
     }
     if (lk_pool_tls.mine) {
       b = lk_pool_tls.mine;
       lk_pool_tls.mine = b->next;
-      lk_pool_tls.count--;
+      if (lk_pool_tls.count) lk_pool_tls.count--; /* this thread's own come first */
     } else if (atomic_fetch_add_explicit(&lk_pool_made, 1, memory_order_relaxed) <
                LK_CMD_POOL_MAX) {
       b = malloc(LK_CMD_BLOCK);
