@@ -119,7 +119,6 @@ typedef struct lk_cu_queue {
   unsigned since_mark;       /* under submit_lock */
   lk_ref_cache_t refs;       /* the stock of references for launches (hal.h;
                                 under submit_lock): goes with the next marker */
-  bool stock_noted;          /* stock_pending was set (under submit_lock) */
   unsigned batch;            /* LK_CU_BATCH, or LIGHTOS_CUDA_BATCH */
   /* Host work (waits for events, host functions, copies across contexts)
    * runs on the queue's host thread; while it has work the queue is
@@ -142,8 +141,8 @@ typedef struct lk_cu_queue {
   atomic_size_t head;        /* entries ever completed */
   alignas(64) _Atomic(lk_cu_seg_t*) spare; /* a used segment kept for reuse */
   atomic_bool deep;          /* the completer sleeps untimed: wake it for any work */
-  atomic_bool stock_pending; /* launches used the stock since its last marker:
-                                the completer covers it with one when idle */
+  atomic_bool stock_pending; /* the stock is not empty (set and cleared with it):
+                                the completer covers it with a marker when idle */
   pthread_mutex_t lock;
   pthread_cond_t cv;         /* work for the completer (see lk_cu_push), or stop */
   pthread_cond_t done_cv;    /* `completing` was released: entries completed */
@@ -237,6 +236,21 @@ static lk_cu_entry_t lk_cu_pop(lk_cu_queue_t* q) {
   return q->cseg->e[q->cidx++];
 }
 
+/* Wakes the completion thread (from its idle or deep sleep). */
+static void lk_cu_wake(lk_cu_queue_t* q) {
+  pthread_mutex_lock(&q->lock);
+  pthread_cond_broadcast(&q->cv);
+  pthread_mutex_unlock(&q->lock);
+}
+
+/* Moves the stock of references out of the queue into *out (submit_lock
+ * held); the completer has nothing to cover after this. */
+static void lk_cu_take_stock(lk_cu_queue_t* q, lk_ref_cache_t* out) {
+  *out = q->refs;
+  memset(&q->refs, 0, sizeof q->refs);
+  atomic_store_explicit(&q->stock_pending, false, memory_order_release);
+}
+
 /* Appends an entry (submit_lock held); -1 when no segment can be had.
  *
  * The submitter takes no lock for plain device work: the entry is written
@@ -272,12 +286,8 @@ static int lk_cu_push(lk_cu_queue_t* q, const lk_cu_entry_t* e) {
     if (e->done) q->marked++;
     pthread_cond_broadcast(&q->cv);
     pthread_mutex_unlock(&q->lock);
-  } else if (was_empty) {
-    if (atomic_load_explicit(&q->deep, memory_order_seq_cst)) {
-      pthread_mutex_lock(&q->lock);
-      pthread_cond_broadcast(&q->cv);
-      pthread_mutex_unlock(&q->lock);
-    }
+  } else if (was_empty && atomic_load_explicit(&q->deep, memory_order_seq_cst)) {
+    lk_cu_wake(q);
   }
   return 0;
 }
@@ -699,12 +709,8 @@ static void lk_cu_finish_entry(lk_cu_queue_t* q, lk_cu_entry_t* e, bool device_w
       q->since_mark = 0;
       /* The stock of references goes with the marker: it is released once
        * the stream has passed every launch that used it. */
-      if (lk_ref_cache_any(&q->refs) && (e->stock = malloc(sizeof *e->stock))) {
-        *e->stock = q->refs;
-        memset(&q->refs, 0, sizeof q->refs);
-        q->stock_noted = false;
-        atomic_store_explicit(&q->stock_pending, false, memory_order_release);
-      }
+      if (lk_ref_cache_any(&q->refs) && (e->stock = malloc(sizeof *e->stock)))
+        lk_cu_take_stock(q, e->stock);
     } else {
       pthread_mutex_lock(&q->lock);
       lk_cu_ev_put(q, timed ? &q->timed : &q->marks, e->done);
@@ -920,19 +926,14 @@ static void lk_cu_defer(lk_cu_queue_t* q, lk_cmd_t* c) {
   pthread_cond_broadcast(&q->gcv);
 }
 
-/* The stock of references is in use again (submit_lock held): the
+/* The stock of references stopped being empty (submit_lock held): the
  * completer covers it with a marker if nothing else does, and is woken
  * from its deep sleep for that (a store and a look at `deep`, both
  * sequentially consistent, against its store of `deep` and look at
  * stock_pending). */
 static void lk_cu_note_stock(lk_cu_queue_t* q) {
-  q->stock_noted = true;
   atomic_store_explicit(&q->stock_pending, true, memory_order_seq_cst);
-  if (atomic_load_explicit(&q->deep, memory_order_seq_cst)) {
-    pthread_mutex_lock(&q->lock);
-    pthread_cond_broadcast(&q->cv);
-    pthread_mutex_unlock(&q->lock);
-  }
+  if (atomic_load_explicit(&q->deep, memory_order_seq_cst)) lk_cu_wake(q);
 }
 
 /* Submits c with submit_lock held; returns with it released.  s: the
@@ -985,8 +986,9 @@ static lightos_status_t lk_cu_submit(lk_hal_queue_t* hq, lk_cmd_t* c) {
    * marker covers it); one that waits in the deferred list takes its own,
    * as a marker may be recorded before it is issued. */
   if (c->refs_pending) {
+    bool was_empty = !lk_ref_cache_any(&q->refs);
     lk_cmd_take_refs(c, (q->gated && !lk_cu_on_gate(q)) ? NULL : &q->refs);
-    if (c->refs_stock && !q->stock_noted) lk_cu_note_stock(q);
+    if (c->refs_stock && was_empty) lk_cu_note_stock(q);
   }
   return lk_cu_submit_locked(q, c, s);
 }
@@ -1006,10 +1008,7 @@ static void lk_cu_mark_stock(lk_cu_queue_t* q) {
 static void lk_cu_wait_gate(lk_cu_queue_t* q, lk_ref_cache_t* stock) {
   pthread_mutex_lock(&q->submit_lock);
   while (q->gated && !lk_cu_on_gate(q)) pthread_cond_wait(&q->gcv, &q->submit_lock);
-  *stock = q->refs;
-  memset(&q->refs, 0, sizeof q->refs);
-  q->stock_noted = false;
-  atomic_store_explicit(&q->stock_pending, false, memory_order_release);
+  lk_cu_take_stock(q, stock);
   pthread_mutex_unlock(&q->submit_lock);
 }
 
