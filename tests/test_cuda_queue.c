@@ -21,9 +21,16 @@
  *     stock holds, finish waits for launches that have no entry, and
  *     nothing is kept past finish, a batch of other launches, or the
  *     queue's release;
+ *   - launches from a thread where no context or another device's is
+ *     current: a library's kernels launch without the queue's context
+ *     being made current, a module's functions (a driver without
+ *     libraries) with it; batch markers and events are made and recorded
+ *     in the queue's context either way (the stand-in refuses, and counts,
+ *     every call made in the wrong context);
  *   - a kernel that faults: the context is lost, later work fails with
  *     LIGHTOS_DEVICE_LOST, nothing hangs. */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -468,6 +475,91 @@ static void test_ref_stock(void) {
   lk_object_unref(oc);
 }
 
+/* ---- the thread's current context ----------------------------------------------------- */
+
+/* One of the stand-in's counters (lk_standin_refused: calls refused for
+ * their context; lk_standin_launches: launches accepted); -1 if missing. */
+static int standin_count(const char* name) {
+  void* h = dlopen(LK_STANDIN_LIBRARY, RTLD_NOW | RTLD_NOLOAD);
+  int (*fn)(void) = NULL;
+  if (h) {
+    void* sym = dlsym(h, name);
+    memcpy(&fn, &sym, sizeof fn);
+  }
+  int n = fn ? fn() : -1;
+  if (h) dlclose(h);
+  return n;
+}
+
+static int refused_calls(void) { return standin_count("lk_standin_refused"); }
+
+/* The CUDA backend's handle of kernel k. */
+static const lk_cu_kernel_t* hal_kernel(lightos_kernel_t k) {
+  lk_object_t* o = NULL;
+  if (lk_handle_resolve(k, LK_OBJ_KERNEL, "kernel", &o)) return NULL;
+  return ((lk_kernel_t*)o)->hal_kernel;
+}
+
+/* Launches (600: two batch markers, then one with an event) from this
+ * thread with no context current, then with another device's: they run
+ * and complete, and no call was made in the wrong context — with the
+ * kernels of a library (launched in their stream's context) and of a
+ * module (the queue makes its context current). */
+static void test_foreign_context(void) {
+  const lk_cuda_api_t* api = lk_cuda_api_get(NULL, 0);
+  LK_REQUIRE(api);
+  lightos_context_t other = NULL;
+  LK_REQUIRE_OK(lightos_context_create_from_uri("cuda:1", &other));
+  lk_object_t* oo = NULL;
+  LK_REQUIRE_OK(lk_handle_resolve(other, LK_OBJ_CONTEXT, "context", &oo));
+  CUcontext octx = ((lk_cu_context_t*)((lk_context_t*)oo)->hal)->ctx;
+  lightos_buffer_t b = NULL;
+  LK_REQUIRE_OK(lightos_buffer_alloc(g_ctx, 256, 0, &b));
+  int refused0 = refused_calls();
+  LK_CHECK_MSG(refused0 >= 0, "the stand-in has no lk_standin_refused");
+  LK_REQUIRE(refused0 >= 0);
+  size_t gs = 64;
+  for (int lib = 1; lib >= 0; --lib) {
+    setenv("LK_STANDIN_NO_LIBRARY", lib ? "0" : "1", 1);
+    /* Distinct sources: a build of the same one may be shared. */
+    const char* src = lib ? "__kernel void k(__global int* p) { }\n"
+                          : "__kernel void k(__global int* p) { } /* as a module */\n";
+    lightos_program_t p = NULL;
+    LK_REQUIRE_OK(lightos_program_create(g_ctx, src, 0, &p));
+    LK_REQUIRE_OK(lightos_program_build(p, NULL));
+    lightos_kernel_t k = NULL;
+    LK_REQUIRE_OK(lightos_kernel_create(p, "k", &k));
+    LK_REQUIRE_OK(lightos_kernel_set_arg_buffer(k, 0, b));
+    const lk_cu_kernel_t* hk = hal_kernel(k);
+    LK_REQUIRE(hk);
+    LK_CHECK_MSG(hk->ctx_free == (lib == 1), "kernel from a %s: ctx_free = %d",
+                 lib ? "library" : "module", (int)hk->ctx_free);
+    for (int w = 0; w < 2; ++w) {
+      lightos_queue_t q = NULL; /* new: its event pool is empty */
+      LK_REQUIRE_OK(lightos_queue_create(g_ctx, 0, &q));
+      LK_CHECK(api->cuCtxSetCurrent(w ? octx : NULL) == CUDA_SUCCESS);
+      lightos_event_t ev = NULL;
+      for (int i = 0; i < 600; ++i)
+        LK_CHECK_STATUS(lightos_enqueue_kernel(q, k, 1, &gs, NULL, i == 599 ? &ev : NULL),
+                        LIGHTOS_SUCCESS);
+      LK_CHECK_STATUS(lightos_event_wait(ev), LIGHTOS_SUCCESS);
+      LK_CHECK_STATUS(lightos_queue_finish(q), LIGHTOS_SUCCESS);
+      LK_CHECK_MSG(refused_calls() == refused0,
+                   "%s, %s current: %d driver calls made in the wrong context",
+                   lib ? "library" : "module", w ? "another device's context" : "no context",
+                   refused_calls() - refused0);
+      refused0 = refused_calls();
+      lightos_event_release(ev);
+      lightos_queue_release(q);
+    }
+    lightos_kernel_release(k);
+    lightos_program_release(p);
+  }
+  unsetenv("LK_STANDIN_NO_LIBRARY");
+  lightos_buffer_release(b);
+  lightos_context_release(other);
+}
+
 /* ---- a device lost ------------------------------------------------------------------ */
 
 static void test_fault(void) {
@@ -498,6 +590,7 @@ int main(void) {
   setenv("LIGHTOS_NVRTC_LIBRARY", LK_STANDIN_LIBRARY, 1);
   setenv("LIGHTOS_CACHE", "0", 1); /* its images must never meet a real driver */
   setenv("LIGHTOS_CUDA_BLAS", "0", 1);
+  setenv("LK_STANDIN_DEVICES", "2", 1);
   lk_test_begin("stand-in device");
   if (lightos_context_create_from_uri("cuda:0", &g_ctx) ||
       lightos_program_create(g_ctx, k_src, 0, &g_prog) || lightos_program_build(g_prog, NULL)) {
@@ -513,6 +606,7 @@ int main(void) {
   LK_RUN(test_native_behind_host_work);
   LK_RUN(test_idle_sweep);
   LK_RUN(test_ref_stock);
+  LK_RUN(test_foreign_context);
   LK_RUN(test_fault); /* last: the context is lost */
   lightos_program_release(g_prog);
   lightos_context_release(g_ctx);

@@ -14,7 +14,18 @@
  * so that tests can order work and lose a device.  "NVRTC" accepts any
  * source but one containing "lk_standin_compile_error", and returns a
  * placeholder image that only this library loads.  LK_STANDIN_DEVICES sets
- * the device count (default 1). */
+ * the device count (default 1).
+ *
+ * Contexts are checked as the driver documents them: a module is loaded
+ * into the current context and its functions launch only on that
+ * context's streams, with it current; a library (cuLibraryLoadData) is
+ * context-independent and its kernels launch in the context of the
+ * stream, whichever is current; events are made in the current context
+ * and recorded only on its streams.  LK_STANDIN_NO_LIBRARY=1 makes
+ * cuLibraryLoadData fail (CUDA_ERROR_NOT_SUPPORTED), as a driver without
+ * libraries would.  lk_standin_refused() counts the calls refused for a
+ * wrong or missing context (tests read it: the backend may degrade
+ * quietly where such a call fails). */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdatomic.h>
@@ -41,18 +52,32 @@ struct lk_CUctx_st {
   int dev;
   atomic_int sticky; /* a sticky error: every later call fails with it */
 };
+/* A module's function and a library's kernel share this layout (a
+ * CUkernel is passed to cuLaunchKernel as a CUfunction). */
+enum { LK_SI_FUNC = 0x46554e43, LK_SI_KERNEL = 0x4b45524e };
+struct lk_CUfunc_st {
+  int tag; /* LK_SI_FUNC or LK_SI_KERNEL */
+  struct lk_CUfunc_st* next;
+  struct lk_CUctx_st* ctx; /* a function's context */
+  char name[128];
+};
+struct lk_CUkern_st {
+  struct lk_CUfunc_st f;
+  struct lk_CUfunc_st* funcs; /* its functions in contexts (cuKernelGetFunction) */
+};
 struct lk_CUmod_st {
+  struct lk_CUctx_st* ctx;
   struct lk_CUfunc_st* funcs;
 };
-struct lk_CUfunc_st {
-  struct lk_CUfunc_st* next;
-  char name[128];
+struct lk_CUlib_st {
+  struct lk_CUfunc_st* kernels; /* CUkernels, then their per-context functions */
 };
 struct lk_CUevent_st {
   pthread_mutex_t m;
   pthread_cond_t cv;
   unsigned long recorded, reached;
   uint64_t t_ns;
+  struct lk_CUctx_st* ctx;
   unsigned inflight; /* records not reached yet */
   bool dead;         /* destroyed: freed when the last record is reached */
 };
@@ -68,7 +93,7 @@ typedef struct lk_si_op {
   size_t size, count, pitch;
   uint32_t value;
   unsigned vsize;
-  struct lk_CUfunc_st* fn;
+  bool slow, fault; /* a kernel's: by its name */
   CUevent ev;
   unsigned long gen;
 } lk_si_op_t;
@@ -84,6 +109,17 @@ struct lk_CUstream_st {
 
 static struct lk_CUctx_st lk_si_ctx[LK_SI_MAXDEV];
 static _Thread_local struct lk_CUctx_st* lk_si_current;
+static atomic_int lk_si_refused_calls;
+
+int lk_standin_refused(void);
+int lk_standin_refused(void) { return atomic_load(&lk_si_refused_calls); }
+
+
+/* A call refused for its context. */
+static CUresult lk_si_refuse(CUresult r) {
+  atomic_fetch_add(&lk_si_refused_calls, 1);
+  return r;
+}
 
 static uint64_t lk_si_now(void) {
   struct timespec t;
@@ -125,10 +161,10 @@ static void lk_si_run(CUstream s, lk_si_op_t* o) {
       break;
     case OP_KERNEL:
       if (atomic_load(&s->ctx->sticky)) break;
-      if (!strncmp(o->fn->name, "slow", 4)) {
+      if (o->slow) {
         struct timespec ts = {0, 2000000};
         nanosleep(&ts, NULL);
-      } else if (!strncmp(o->fn->name, "fault", 5)) {
+      } else if (o->fault) {
         atomic_store(&s->ctx->sticky, CUDA_ERROR_ILLEGAL_ADDRESS);
       }
       break;
@@ -457,8 +493,10 @@ CUresult cuStreamQuery(CUstream s) {
 
 CUresult cuEventCreate(CUevent* pe, unsigned int flags) {
   (void)flags;
+  if (!lk_si_current) return lk_si_refuse(CUDA_ERROR_INVALID_CONTEXT);
   CUevent e = calloc(1, sizeof *e);
   if (!e) return CUDA_ERROR_OUT_OF_MEMORY;
+  e->ctx = lk_si_current;
   pthread_mutex_init(&e->m, NULL);
   pthread_cond_init(&e->cv, NULL);
   *pe = e;
@@ -479,6 +517,7 @@ CUresult cuEventDestroy_v2(CUevent e) {
 CUresult cuEventRecord(CUevent e, CUstream s) {
   CUresult err = lk_si_sticky(s->ctx);
   if (err) return err;
+  if (e->ctx != s->ctx) return lk_si_refuse(CUDA_ERROR_INVALID_HANDLE);
   lk_si_op_t* o = lk_si_op(OP_EVENT);
   if (!o) return CUDA_ERROR_OUT_OF_MEMORY;
   o->ev = e;
@@ -520,30 +559,89 @@ CUresult cuEventElapsedTime(float* ms, CUevent start, CUevent end) {
   return CUDA_SUCCESS;
 }
 
+static void lk_si_free_funcs(struct lk_CUfunc_st* f) {
+  while (f) {
+    struct lk_CUfunc_st* next = f->next;
+    if (f->tag == LK_SI_KERNEL) lk_si_free_funcs(((struct lk_CUkern_st*)(void*)f)->funcs);
+    free(f);
+    f = next;
+  }
+}
+
+/* A new function or kernel named name, first on *list. */
+static struct lk_CUfunc_st* lk_si_func(struct lk_CUfunc_st** list, int tag,
+                                       struct lk_CUctx_st* ctx, const char* name) {
+  struct lk_CUfunc_st* f = calloc(1, tag == LK_SI_KERNEL ? sizeof(struct lk_CUkern_st) : sizeof *f);
+  if (!f) return NULL;
+  f->tag = tag;
+  f->ctx = ctx;
+  snprintf(f->name, sizeof f->name, "%s", name);
+  f->next = *list;
+  *list = f;
+  return f;
+}
+
 CUresult cuModuleLoadData(CUmodule* pm, const void* image) {
+  if (!lk_si_current) return lk_si_refuse(CUDA_ERROR_INVALID_CONTEXT);
   if (strncmp(image, LK_SI_IMAGE, sizeof LK_SI_IMAGE - 1)) return CUDA_ERROR_INVALID_IMAGE;
   CUmodule m = calloc(1, sizeof *m);
   if (!m) return CUDA_ERROR_OUT_OF_MEMORY;
+  m->ctx = lk_si_current;
   *pm = m;
   return CUDA_SUCCESS;
 }
 
 CUresult cuModuleUnload(CUmodule m) {
-  while (m->funcs) {
-    struct lk_CUfunc_st* f = m->funcs;
-    m->funcs = f->next;
-    free(f);
-  }
+  lk_si_free_funcs(m->funcs);
   free(m);
   return CUDA_SUCCESS;
 }
 
 CUresult cuModuleGetFunction(CUfunction* pf, CUmodule m, const char* name) {
-  CUfunction f = calloc(1, sizeof *f);
+  CUfunction f = lk_si_func(&m->funcs, LK_SI_FUNC, m->ctx, name);
   if (!f) return CUDA_ERROR_OUT_OF_MEMORY;
-  snprintf(f->name, sizeof f->name, "%s", name);
-  f->next = m->funcs;
-  m->funcs = f;
+  *pf = f;
+  return CUDA_SUCCESS;
+}
+
+CUresult cuLibraryLoadData(CUlibrary* pl, const void* code, CUjit_option* jit_options,
+                           void** jit_values, unsigned int num_jit_options,
+                           CUlibraryOption* library_options, void** library_values,
+                           unsigned int num_library_options) {
+  (void)jit_options;
+  (void)jit_values;
+  (void)library_options;
+  (void)library_values;
+  if (num_jit_options || num_library_options) return CUDA_ERROR_INVALID_VALUE;
+  const char* off = getenv("LK_STANDIN_NO_LIBRARY");
+  if (off && atoi(off)) return CUDA_ERROR_NOT_SUPPORTED;
+  if (strncmp(code, LK_SI_IMAGE, sizeof LK_SI_IMAGE - 1)) return CUDA_ERROR_INVALID_IMAGE;
+  CUlibrary l = calloc(1, sizeof *l);
+  if (!l) return CUDA_ERROR_OUT_OF_MEMORY;
+  *pl = l;
+  return CUDA_SUCCESS;
+}
+
+CUresult cuLibraryUnload(CUlibrary l) {
+  lk_si_free_funcs(l->kernels);
+  free(l);
+  return CUDA_SUCCESS;
+}
+
+CUresult cuLibraryGetKernel(CUkernel* pk, CUlibrary l, const char* name) {
+  struct lk_CUfunc_st* f = lk_si_func(&l->kernels, LK_SI_KERNEL, NULL, name);
+  if (!f) return CUDA_ERROR_OUT_OF_MEMORY;
+  *pk = (CUkernel)(void*)f;
+  return CUDA_SUCCESS;
+}
+
+/* The kernel's function in the current context (kept with the kernel). */
+CUresult cuKernelGetFunction(CUfunction* pf, CUkernel k) {
+  struct lk_CUfunc_st* kf = &k->f;
+  if (kf->tag != LK_SI_KERNEL) return CUDA_ERROR_INVALID_HANDLE;
+  if (!lk_si_current) return lk_si_refuse(CUDA_ERROR_INVALID_CONTEXT);
+  CUfunction f = lk_si_func(&k->funcs, LK_SI_FUNC, lk_si_current, kf->name);
+  if (!f) return CUDA_ERROR_OUT_OF_MEMORY;
   *pf = f;
   return CUDA_SUCCESS;
 }
@@ -568,12 +666,16 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned
   (void)extra;
   CUresult e = lk_si_sticky(s->ctx);
   if (e) return e;
+  if (f->tag == LK_SI_FUNC && (f->ctx != s->ctx || lk_si_current != s->ctx))
+    return lk_si_refuse(f->ctx != s->ctx ? CUDA_ERROR_INVALID_HANDLE : CUDA_ERROR_INVALID_CONTEXT);
+  if (f->tag != LK_SI_FUNC && f->tag != LK_SI_KERNEL) return CUDA_ERROR_INVALID_HANDLE;
   if (!gx || !gy || !gz || !bx || !by || !bz || gy > 65535 || gz > 65535 ||
       (size_t)bx * by * bz > 1024 || bz > 64 || smem > (227u << 10))
     return CUDA_ERROR_INVALID_VALUE;
   lk_si_op_t* o = lk_si_op(OP_KERNEL);
   if (!o) return CUDA_ERROR_OUT_OF_MEMORY;
-  o->fn = f;
+  o->slow = !strncmp(f->name, "slow", 4);
+  o->fault = !strncmp(f->name, "fault", 5);
   return lk_si_push(s, o);
 }
 

@@ -60,7 +60,12 @@ typedef struct lk_cu_context {
 
 /* A kernel handle (kernel_get). */
 typedef struct lk_cu_kernel {
-  CUfunction fn;
+  CUfunction fn;           /* the function in the program's context (attributes) */
+  /* What cuLaunchKernel gets: the library's CUkernel, which launches in
+   * the context of the stream it is launched on (ctx_free: no context need
+   * be current), or fn (a module's function: the context must be). */
+  CUfunction launch;
+  bool ctx_free;
   int max_threads;         /* CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK */
   int static_smem;         /* bytes of __shared__ variables */
   const lk_kernel_sig_t* sig;

@@ -1,7 +1,13 @@
 /* CUDA programs: the rewritten source (cl_codegen.h, lk_cuda_codegen) with
  * the CUDA prelude, compiled by NVRTC to a cubin for the device's
- * architecture, cached on disk, loaded with cuModuleLoadData; kernel
- * launches. */
+ * architecture, cached on disk, loaded as a context-independent library
+ * (cuLibraryLoadData, CUDA 12.0+) or, where the driver has none, as a
+ * module of the context; kernel launches.
+ *
+ * A library's kernel (CUkernel) launches in the context of the stream it
+ * is launched on, so a launch needs no look at the thread's current
+ * context (cuCtxGetCurrent costs about 1 % of an empty kernel's launch);
+ * a module's function needs its context current. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +33,7 @@ static const char* const lk_cu_fixed_options[] = {"--fmad=false", "-default-devi
 typedef struct lk_cu_program {
   lk_hal_program_t base;
   lk_cu_context_t* ctx;
+  CUlibrary library; /* or, where the driver has no libraries: */
   CUmodule module;
   pthread_mutex_t lock;
   lk_cu_kernel_t* kernels; /* every handle made from this program */
@@ -222,7 +229,8 @@ static void lk_cu_program_destroy(lk_hal_program_t* hp) {
     free(k);
   }
   (void)lk_cu_make_current(p->ctx);
-  p->ctx->api->cuModuleUnload(p->module);
+  if (p->library) p->ctx->api->cuLibraryUnload(p->library);
+  else p->ctx->api->cuModuleUnload(p->module);
   pthread_mutex_destroy(&p->lock);
   free(p);
 }
@@ -235,15 +243,23 @@ static lightos_status_t lk_cu_kernel_get(lk_hal_program_t* hp, const lk_kernel_s
   lightos_status_t s = lk_cu_make_current(c);
   if (s) return s;
   CUfunction fn = NULL;
-  CUresult r = api->cuModuleGetFunction(&fn, p->module, sig->name);
+  CUkernel lk = NULL;
+  const char* call = p->library ? "cuLibraryGetKernel" : "cuModuleGetFunction";
+  CUresult r = p->library ? api->cuLibraryGetKernel(&lk, p->library, sig->name)
+                          : api->cuModuleGetFunction(&fn, p->module, sig->name);
   if (r == CUDA_ERROR_NOT_FOUND)
     return LK_FAIL_NATIVE(LIGHTOS_NOT_FOUND, "cuda", lk_cuda_error_name(r), r,
                           "kernel '%s' is not in the built program (inside a false #if?)",
                           sig->name);
-  if (r) return lk_cu_fail(c, r, "cuModuleGetFunction", sig->name);
+  /* The library's kernel in this context (loaded into it now, not at the
+   * first launch): its attributes are set there. */
+  if (!r && lk && (r = api->cuKernelGetFunction(&fn, lk))) call = "cuKernelGetFunction";
+  if (r) return lk_cu_fail(c, r, call, sig->name);
   lk_cu_kernel_t* k = calloc(1, sizeof *k);
   if (!k) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for a kernel");
   k->fn = fn;
+  k->launch = lk ? (CUfunction)(void*)lk : fn;
+  k->ctx_free = lk != NULL;
   k->sig = sig;
   k->max_threads = c->device->max_threads;
   if (api->cuFuncGetAttribute(&k->max_threads, CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK, fn) ||
@@ -289,6 +305,24 @@ static void lk_cu_key(const lk_cu_context_t* c, const char* arch, const char* op
   lk_sha256_final(&h, key);
 }
 
+/* Loads an image into the current context: as a library where the driver
+ * has them (LIGHTOS_CUDA_MODULES=1: never), else, or when the driver
+ * refuses the library, as a module.  Returns the module's result when
+ * both fail. */
+static CUresult lk_cu_load(const lk_cuda_api_t* api, const void* image, CUlibrary* lib,
+                           CUmodule* mod) {
+  *lib = NULL;
+  *mod = NULL;
+  if (api->cuLibraryLoadData && api->cuLibraryUnload && api->cuLibraryGetKernel &&
+      api->cuKernelGetFunction && lk_env_long("LIGHTOS_CUDA_MODULES", 0) == 0) {
+    CUresult r = api->cuLibraryLoadData(lib, image, NULL, NULL, 0, NULL, NULL, 0);
+    if (r == CUDA_SUCCESS) return r;
+    *lib = NULL;
+    LK_LOG_DEBUG("cuLibraryLoadData failed (%s): loading a module", lk_cuda_error_name(r));
+  }
+  return api->cuModuleLoadData(mod, image);
+}
+
 lightos_status_t lk_cu_program_build(lk_hal_context_t* hc, const lk_program_src_t* src,
                                      lk_hal_build_result_t* out) {
   lk_cu_context_t* c = (lk_cu_context_t*)hc;
@@ -314,11 +348,12 @@ lightos_status_t lk_cu_program_build(lk_hal_context_t* hc, const lk_program_src_
   uint8_t key[32];
   lk_cu_key(c, arch, options, text, len, key);
   CUmodule module = NULL;
+  CUlibrary library = NULL;
   bool hit = false;
   void* image = NULL;
   size_t size = 0;
   if (lk_cache_load(key, &image, &size)) {
-    CUresult r = api->cuModuleLoadData(&module, image);
+    CUresult r = lk_cu_load(api, image, &library, &module);
     free(image);
     image = NULL;
     if (r == CUDA_SUCCESS) {
@@ -336,7 +371,7 @@ lightos_status_t lk_cu_program_build(lk_hal_context_t* hc, const lk_program_src_
   if (!hit) {
     s = lk_cuda_compile_source(text, len, arch, options, &image, &size, &out->log);
     if (!s) {
-      CUresult r = api->cuModuleLoadData(&module, image);
+      CUresult r = lk_cu_load(api, image, &library, &module);
       if (r) {
         char what[96];
         snprintf(what, sizeof what, "loading the %s built for %s", arch[0] == 's' ? "cubin" : "PTX",
@@ -352,12 +387,14 @@ lightos_status_t lk_cu_program_build(lk_hal_context_t* hc, const lk_program_src_
   if (s) return s;
   lk_cu_program_t* p = calloc(1, sizeof *p);
   if (!p) {
-    api->cuModuleUnload(module);
+    if (library) api->cuLibraryUnload(library);
+    else api->cuModuleUnload(module);
     return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for a program");
   }
   p->base.vtbl = &lk_cu_program_vtbl;
   p->base.context = hc;
   p->ctx = c;
+  p->library = library;
   p->module = module;
   pthread_mutex_init(&p->lock, NULL);
   out->program = &p->base;
@@ -428,7 +465,7 @@ lightos_status_t lk_cu_launch(lk_cu_context_t* c, CUstream stream, const lk_cmd_
   CUresult r;
   if (groups[0] <= (size_t)d->max_grid[0] && groups[1] <= (size_t)d->max_grid[1] &&
       groups[2] <= (size_t)d->max_grid[2]) {
-    r = api->cuLaunchKernel(k->fn, (unsigned)groups[0], (unsigned)groups[1], (unsigned)groups[2],
+    r = api->cuLaunchKernel(k->launch, (unsigned)groups[0], (unsigned)groups[1], (unsigned)groups[2],
                             (unsigned)local[0], (unsigned)local[1], (unsigned)local[2], smem,
                             stream, params, NULL);
   } else {
@@ -445,7 +482,7 @@ lightos_status_t lk_cu_launch(lk_cu_context_t* c, CUstream stream, const lk_cmd_
           range.go[0] = x;
           range.go[1] = y;
           range.go[2] = z;
-          r = api->cuLaunchKernel(k->fn, (unsigned)gx, (unsigned)gy, (unsigned)gz,
+          r = api->cuLaunchKernel(k->launch, (unsigned)gx, (unsigned)gy, (unsigned)gz,
                                   (unsigned)local[0], (unsigned)local[1], (unsigned)local[2],
                                   smem, stream, params, NULL);
         }

@@ -689,6 +689,15 @@ static void lk_cu_err_restore(const lk_cu_saved_err_t* e) {
 
 static void lk_cu_note_stock(lk_cu_queue_t* q);
 
+/* Whether submitting c needs the queue's context current on this thread:
+ * not for a launch of a library kernel without an event (it launches in
+ * the stream's context; a marker it is due makes the context current
+ * itself, lk_cu_finish_entry). */
+static bool lk_cu_needs_ctx(const lk_cmd_t* c) {
+  return c->kind != LK_CMD_KERNEL || c->event ||
+         !((const lk_cu_kernel_t*)c->u.launch.hal_kernel)->ctx_free;
+}
+
 /* Records the markers an entry needs and appends it (submit_lock held).
  * When the list cannot grow, the stream is drained and the entry
  * completed here, still in order. */
@@ -699,6 +708,9 @@ static void lk_cu_finish_entry(lk_cu_queue_t* q, lk_cu_entry_t* e, bool device_w
   if (device_work) q->since_mark++;
   bool want = has_event || q->since_mark >= q->batch;
   e->done_timed = timed;
+  /* Events are made and recorded in the queue's context (a launch that
+   * did not need it may have come from a thread with another one). */
+  if (want && e->cmd && !lk_cu_needs_ctx(e->cmd) && lk_cu_make_current(q->ctx)) want = false;
   if (want) {
     pthread_mutex_lock(&q->lock);
     e->done = lk_cu_ev_get(q, timed ? &q->timed : &q->marks);
@@ -980,7 +992,7 @@ static lightos_status_t lk_cu_submit_locked(lk_cu_queue_t* q, lk_cmd_t* c, light
 
 static lightos_status_t lk_cu_submit(lk_hal_queue_t* hq, lk_cmd_t* c) {
   lk_cu_queue_t* q = (lk_cu_queue_t*)hq;
-  lightos_status_t s = lk_cu_make_current(q->ctx);
+  lightos_status_t s = lk_cu_needs_ctx(c) ? lk_cu_make_current(q->ctx) : LIGHTOS_SUCCESS;
   pthread_mutex_lock(&q->submit_lock);
   /* A launch issued now uses the queue's stock of references (the next
    * marker covers it); one that waits in the deferred list takes its own,

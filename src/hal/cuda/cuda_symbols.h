@@ -37,6 +37,13 @@ typedef unsigned long long CUdeviceptr; /* CUdeviceptr_v2 on 64-bit hosts */
 typedef struct lk_CUctx_st* CUcontext;
 typedef struct lk_CUmod_st* CUmodule;
 typedef struct lk_CUfunc_st* CUfunction;
+/* A context-independent library (CUDA 12.0+: cuLibraryLoadData) and one of
+ * its kernels; a CUkernel cast to CUfunction launches in the context of the
+ * stream it is launched on, whichever context is current. */
+typedef struct lk_CUlib_st* CUlibrary;
+typedef struct lk_CUkern_st* CUkernel;
+typedef int CUjit_option;
+typedef int CUlibraryOption;
 typedef struct lk_CUstream_st* CUstream;
 typedef struct lk_CUevent_st* CUevent;
 typedef struct lk_CUuuid_st {
@@ -291,6 +298,14 @@ typedef struct lk_nvrtcProgram_st* nvrtcProgram;
   X(1, 1, CUresult, cuModuleUnload, hipModuleUnload, (CUmodule module))                       \
   X(1, 1, CUresult, cuModuleGetFunction, hipModuleGetFunction,                                \
     (CUfunction* fn, CUmodule module, const char* name))                                      \
+  X(0, 0, CUresult, cuLibraryLoadData, LK_NO_HIP,                                            \
+    (CUlibrary* library, const void* code, CUjit_option* jit_options, void** jit_values,      \
+     unsigned int num_jit_options, CUlibraryOption* library_options, void** library_values,   \
+     unsigned int num_library_options))                                                       \
+  X(0, 0, CUresult, cuLibraryUnload, LK_NO_HIP, (CUlibrary library))                          \
+  X(0, 0, CUresult, cuLibraryGetKernel, LK_NO_HIP,                                            \
+    (CUkernel* kernel, CUlibrary library, const char* name))                                  \
+  X(0, 0, CUresult, cuKernelGetFunction, LK_NO_HIP, (CUfunction* fn, CUkernel kernel))        \
   X(1, 0, CUresult, cuFuncGetAttribute, hipFuncGetAttribute,                                  \
     (int* value, CUfunction_attribute attrib, CUfunction fn))                                 \
   X(1, 0, CUresult, cuFuncSetAttribute, LK_NO_HIP,                                            \
