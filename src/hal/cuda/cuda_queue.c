@@ -46,9 +46,9 @@
  * so short work completes with little latency, then sleeps in
  * cuEventSynchronize (markers are blocking-sync events), so long work does
  * not cost a spinning core; batch markers, which nobody waits for, it
- * does not poll.  Unmarked device work does not wake it: while idle it
- * waits 10 ms at a time and finds such work then; only after about a
- * second without work does it sleep until woken.  So a thread that
+ * does not poll.  Device work nobody waits for (batch markers included)
+ * does not wake it: while idle it waits 10 ms at a time and finds such work
+ * then; only after about a second without work does it sleep until woken.  So a thread that
  * enqueues and finishes in a loop pays no wake-up system call per
  * command, and the completion thread does not run beside its launches.
  *
@@ -260,12 +260,16 @@ static void lk_cu_take_stock(lk_cu_queue_t* q, lk_ref_cache_t* out) {
  * kernel launch (measured: about 45 ns each on the GPU hosts), and a
  * launch's whole budget is a few microseconds.
  *
- * The completer is woken (under lock) for a marker and for host work, for
- * which it may have to act now; device work without a marker does not wake
- * it (its idle wait ends within LK_CU_IDLE_MS and sweeps it then), except
- * from its deep sleep: a push onto an empty list publishes `tail` and then
- * reads `deep`, the completer sets `deep` and then reads `tail`, all four
- * sequentially consistent, so at least one sees the other's store. */
+ * The completer is woken (under lock) for host work and for a command with
+ * an event, for which it may have to act now; device work without one,
+ * batch markers included, does not wake it (its idle wait ends within
+ * LK_CU_IDLE_MS and completes it then: a wake-up is a system call on the
+ * launching thread, and the woken completer's driver calls would run
+ * beside its launches), except from its deep sleep: a push onto an empty
+ * list publishes `tail` and then reads `deep`, the completer sets `deep`
+ * and then reads `tail`, all four sequentially consistent, so at least one
+ * sees the other's store (for a marker, `deep` is read under the lock the
+ * completer holds from its store of `deep` to its wait). */
 static int lk_cu_push(lk_cu_queue_t* q, const lk_cu_entry_t* e) {
   if (q->pidx == LK_CU_SEG) {
     lk_cu_seg_t* g = atomic_exchange_explicit(&q->spare, NULL, memory_order_acq_rel);
@@ -282,9 +286,11 @@ static int lk_cu_push(lk_cu_queue_t* q, const lk_cu_entry_t* e) {
    * the completer's store of `deep` before its last look at `tail`. */
   atomic_store_explicit(&q->tail, t + 1, was_empty ? memory_order_seq_cst : memory_order_release);
   if (e->done || e->host_only) {
+    bool waited = e->host_only || (e->cmd && e->cmd->event);
     pthread_mutex_lock(&q->lock);
     if (e->done) q->marked++;
-    pthread_cond_broadcast(&q->cv);
+    if (waited || (was_empty && atomic_load_explicit(&q->deep, memory_order_seq_cst)))
+      pthread_cond_broadcast(&q->cv);
     pthread_mutex_unlock(&q->lock);
   } else if (was_empty && atomic_load_explicit(&q->deep, memory_order_seq_cst)) {
     lk_cu_wake(q);
