@@ -16,6 +16,8 @@
  *   - the completion thread finds device work nobody waits for (no event,
  *     no finish) and releases its buffers — while idle and after its deep
  *     sleep;
+ *   - launches nobody waits for reach the stream before enqueue returns,
+ *     but not past host work ahead of them; a buffer given twice;
  *   - launches take their references from the queue's stock: objects
  *     released under pending launches outlive them, more objects than the
  *     stock holds, finish waits for launches that have no entry, and
@@ -48,7 +50,8 @@
 static const char* k_src =
     "__kernel void k(__global int* p) { }\n"
     "__kernel void slow(__global int* p) { }\n"
-    "__kernel void fault(__global int* p) { }\n";
+    "__kernel void fault(__global int* p) { }\n"
+    "__kernel void k2(__global int* p, __global int* q) { }\n";
 
 static lightos_context_t g_ctx;
 static lightos_program_t g_prog;
@@ -560,6 +563,62 @@ static void test_foreign_context(void) {
   lightos_context_release(other);
 }
 
+/* Launches nobody waits for are issued at once on the calling thread (no
+ * command block, vtbl launch_now), but not past host work ahead of them on
+ * the queue; a kernel given one buffer twice uses two of the stock's
+ * credits per launch, across refills (600 launches), and the buffer is
+ * let go after finish. */
+static void test_launch_now(void) {
+  lightos_queue_t qh = NULL;
+  LK_REQUIRE_OK(lightos_queue_create(g_ctx, 0, &qh));
+  lk_object_t* o = NULL;
+  LK_REQUIRE_OK(lk_handle_resolve(qh, LK_OBJ_QUEUE, "queue", &o));
+  lk_queue_t* q = (lk_queue_t*)o;
+  lightos_buffer_t b = NULL;
+  LK_REQUIRE_OK(lightos_buffer_alloc(g_ctx, 256, 0, &b));
+  lightos_kernel_t k = kern("k", b);
+  LK_REQUIRE(k);
+  size_t gs = 64;
+  int l0 = standin_count("lk_standin_launches");
+  LK_REQUIRE(l0 >= 0);
+  for (int i = 0; i < 3; ++i)
+    LK_CHECK_STATUS(lightos_enqueue_kernel(qh, k, 1, &gs, NULL, NULL), LIGHTOS_SUCCESS);
+  LK_CHECK_MSG(standin_count("lk_standin_launches") == l0 + 3,
+               "%d of 3 launches reached the stream before enqueue returned",
+               standin_count("lk_standin_launches") - l0);
+  static atomic_int host_at;
+  LK_REQUIRE(gate(q, &host_at));
+  for (int i = 0; i < 5; ++i)
+    LK_CHECK_STATUS(lightos_enqueue_kernel(qh, k, 1, &gs, NULL, NULL), LIGHTOS_SUCCESS);
+  sleep_ms(20);
+  LK_CHECK_MSG(standin_count("lk_standin_launches") == l0 + 3,
+               "%d launches went to the stream past host work that had not run",
+               standin_count("lk_standin_launches") - l0 - 3);
+  open_gate();
+  LK_CHECK_STATUS(lightos_queue_finish(qh), LIGHTOS_SUCCESS);
+  LK_CHECK_INT(standin_count("lk_standin_launches"), l0 + 8);
+  LK_CHECK(atomic_load(&host_at) != 0);
+
+  lightos_kernel_t k2 = NULL;
+  LK_REQUIRE_OK(lightos_kernel_create(g_prog, "k2", &k2));
+  LK_REQUIRE_OK(lightos_kernel_set_arg_buffer(k2, 0, b));
+  LK_REQUIRE_OK(lightos_kernel_set_arg_buffer(k2, 1, b));
+  lk_object_t* ob = watch(b, LK_OBJ_BUFFER);
+  LK_REQUIRE(ob);
+  int before = atomic_load(&ob->refs);
+  for (int i = 0; i < 600; ++i)
+    LK_CHECK_STATUS(lightos_enqueue_kernel(qh, k2, 1, &gs, NULL, NULL), LIGHTOS_SUCCESS);
+  lightos_kernel_release(k2); /* its two references to b go */
+  LK_CHECK_STATUS(lightos_queue_finish(qh), LIGHTOS_SUCCESS);
+  LK_CHECK_MSG(atomic_load(&ob->refs) == before - 2,
+               "buffer given twice: %d references after finish, %d expected",
+               atomic_load(&ob->refs), before - 2);
+  lk_object_unref(ob);
+  lightos_kernel_release(k);
+  lightos_buffer_release(b);
+  lightos_queue_release(qh);
+}
+
 /* ---- a device lost ------------------------------------------------------------------ */
 
 static void test_fault(void) {
@@ -604,6 +663,7 @@ int main(void) {
   LK_RUN(test_cross_queue);
   LK_RUN(test_profiling);
   LK_RUN(test_native_behind_host_work);
+  LK_RUN(test_launch_now);
   LK_RUN(test_idle_sweep);
   LK_RUN(test_ref_stock);
   LK_RUN(test_foreign_context);

@@ -135,6 +135,14 @@ typedef struct lk_hal_queue_vtbl {
   /* submit takes the references of refs_pending commands (lk_cmd_take_refs);
    * false: the runtime takes them before submit. */
   bool takes_refs;
+  /* (optional) Issues a kernel launch nobody waits for (cmd has no event)
+   * at once, keeping nothing of cmd: it and its arrays live on the
+   * caller's stack, its references pending (a backend covers them with its
+   * stock, lk_cmd_take_stock).  *issued false (and LIGHTOS_SUCCESS): the
+   * queue cannot now — it is busy with deferred or failed work, or the
+   * stock has no room — and the caller submits a command block instead.
+   * An error: as submit's (some of the work may have been enqueued). */
+  lightos_status_t (*launch_now)(lk_hal_queue_t* queue, lk_cmd_t* cmd, bool* issued);
 } lk_hal_queue_vtbl_t;
 
 struct lk_hal_queue {
@@ -260,6 +268,10 @@ typedef struct lk_ref_cache {
  * of them fit (the command's refs_stock is then set), else (or with rc
  * NULL) references of its own. */
 void lk_cmd_take_refs(lk_cmd_t* cmd, lk_ref_cache_t* rc);
+/* Gives a refs_pending command all its references from the stock rc
+ * (refs_stock set) and returns true, or returns false when they do not all
+ * fit, leaving cmd and rc as they were. */
+bool lk_cmd_take_stock(lk_cmd_t* cmd, lk_ref_cache_t* rc);
 /* Whether the stock holds anything. */
 bool lk_ref_cache_any(const lk_ref_cache_t* rc);
 /* Drops everything the stock took and empties it; may destroy objects, so

@@ -293,8 +293,53 @@ static lightos_status_t lk_capture_args(lk_kernel_t* k, const lightos_device_inf
   return LIGHTOS_SUCCESS;
 }
 
-/* queue.c: a zeroed launch command of `bytes` bytes (inline_arrays set),
- * from its pool of command blocks; NULL when out of memory. */
+/* Fills a launch command whose argument arrays are set (values, arg_ptrs,
+ * mems, launch_bufs): the range, the captured arguments, the kernel and its
+ * buffers (references pending). */
+static lightos_status_t lk_fill_launch(lk_kernel_t* k, const lightos_device_info_t* in,
+                                       uint32_t work_dim, const size_t* global_size,
+                                       const size_t* local_size, lk_cmd_t* c) {
+  c->kind = LK_CMD_KERNEL;
+  lightos_status_t s = lk_check_range_args(k, in, work_dim, global_size, local_size, c);
+  if (!s) s = lk_capture_args(k, in, c);
+  if (s) return s;
+  c->kernel = k;
+  c->u.launch.hal_kernel = k->hal_kernel;
+  c->u.launch.uses_item_blocks = k->sig->uses_item_blocks;
+  for (uint32_t i = 0; i < k->sig->num_args; ++i)
+    if (k->args[i].buffer) c->launch_bufs[c->num_launch_bufs++] = k->args[i].buffer;
+  /* The references: taken by the queue from its stock where it can (the
+   * caller's own references keep everything alive until then). */
+  c->refs_pending = true;
+  return LIGHTOS_SUCCESS;
+}
+
+/* A launch nobody waits for, issued at once by a backend that can
+ * (launch_now): the command and its arrays live on this stack, nothing is
+ * allocated or kept.  *issued false: the queue cannot now (the caller
+ * submits a command block instead). */
+static lightos_status_t lk_launch_now(lk_queue_t* q, lk_kernel_t* k,
+                                      const lightos_device_info_t* in, uint32_t work_dim,
+                                      const size_t* global_size, const size_t* local_size,
+                                      bool* issued) {
+  lk_arg_value_t values[LK_KPARSE_MAX_ARGS];
+  void* arg_ptrs[LK_KPARSE_MAX_ARGS];
+  lk_hal_arg_mem_t mems[LK_KPARSE_MAX_ARGS];
+  lk_buffer_t* bufs[LK_KPARSE_MAX_ARGS];
+  lk_cmd_t c;
+  memset(&c, 0, sizeof c);
+  c.u.launch.values = values;
+  c.u.launch.arg_ptrs = arg_ptrs;
+  c.u.launch.mems = mems;
+  c.launch_bufs = bufs;
+  *issued = false;
+  lightos_status_t s = lk_fill_launch(k, in, work_dim, global_size, local_size, &c);
+  if (s) {
+    *issued = true; /* the arguments are wrong: no block would do better */
+    return s;
+  }
+  return q->hal->vtbl->launch_now(q->hal, &c, issued);
+}
 
 /* The command references the kernel and each buffer argument, so that a
  * later set_arg or release cannot free memory a queued launch uses. */
@@ -311,6 +356,11 @@ LIGHTOS_API lightos_status_t lightos_enqueue_kernel(lightos_queue_t queue, light
                    "kernel '%s' belongs to another context (%s) than the queue (%s)", k->sig->name,
                    k->program->context->device->hal->info.uri, q->context->device->hal->info.uri);
   const lightos_device_info_t* in = &q->context->device->hal->info;
+  if (!out_event && q->hal->vtbl->launch_now) {
+    bool issued = false;
+    lightos_status_t s = lk_launch_now(q, k, in, work_dim, global_size, local_size, &issued);
+    if (issued || s) return s;
+  }
   /* One block per launch: the command, then its argument arrays and the
    * list of buffers it keeps alive (the dispatch path stays short); small
    * blocks are recycled by queue.c rather than malloc'ed and freed. */
@@ -319,9 +369,10 @@ LIGHTOS_API lightos_status_t lightos_enqueue_kernel(lightos_queue_t queue, light
   size_t head = lk_align_up(sizeof(lk_cmd_t), 16);
   size_t bytes = head + n * (sizeof(lk_arg_value_t) + sizeof(void*) + sizeof(lk_hal_arg_mem_t)) +
                  nb * sizeof(lk_buffer_t*);
+  /* queue.c: a zeroed launch command of `bytes` bytes (inline_arrays set),
+   * from its pool of command blocks; NULL when out of memory. */
   lk_cmd_t* c = lk_cmd_new_launch(bytes);
   if (!c) return LK_FAIL(LIGHTOS_OUT_OF_MEMORY, "out of host memory for a command");
-  c->kind = LK_CMD_KERNEL;
   char* at = (char*)c + head;
   c->u.launch.values = (lk_arg_value_t*)(void*)at;
   at += n * sizeof(lk_arg_value_t);
@@ -330,20 +381,11 @@ LIGHTOS_API lightos_status_t lightos_enqueue_kernel(lightos_queue_t queue, light
   c->u.launch.mems = (lk_hal_arg_mem_t*)(void*)at;
   at += n * sizeof(lk_hal_arg_mem_t);
   c->launch_bufs = (lk_buffer_t**)(void*)at;
-  lightos_status_t s = lk_check_range_args(k, in, work_dim, global_size, local_size, c);
-  if (!s) s = lk_capture_args(k, in, c);
+  lightos_status_t s = lk_fill_launch(k, in, work_dim, global_size, local_size, c);
   if (s) {
     lk_cmd_free_unsubmitted(c);
     return s;
   }
-  c->kernel = k;
-  c->u.launch.hal_kernel = k->hal_kernel;
-  c->u.launch.uses_item_blocks = k->sig->uses_item_blocks;
-  for (uint32_t i = 0; i < n; ++i)
-    if (k->args[i].buffer) c->launch_bufs[c->num_launch_bufs++] = k->args[i].buffer;
-  /* The references: taken by the queue from its stock where it can (the
-   * caller's own references keep everything alive until then). */
-  c->refs_pending = true;
   if (!q->hal->vtbl->takes_refs) lk_cmd_take_refs(c, NULL);
   return lk_queue_submit(q, c, out_event);
 }

@@ -237,7 +237,8 @@ lk_cmd_t* lk_cmd_new(lk_cmd_kind_t kind) {
 
 /* ---- references from a queue's stock (hal.h) ---------------------------------- */
 
-/* The stock's slot for o, or the first free one; -1 when full. */
+/* The stock's slot for o, or the first free one; -1 when full (slots are
+ * filled in order and emptied all at once). */
 static int lk_ref_slot(const lk_ref_cache_t* rc, const lk_object_t* o) {
   for (int i = 0; i < LK_REF_SLOTS; ++i)
     if (!rc->obj[i] || rc->obj[i] == o) return i;
@@ -255,29 +256,56 @@ static void lk_ref_take(lk_ref_cache_t* rc, lk_object_t* o) {
   rc->left[i]--;
 }
 
-void lk_cmd_take_refs(lk_cmd_t* c, lk_ref_cache_t* rc) {
-  if (!c->refs_pending) return;
-  c->refs_pending = false;
-  if (rc) {
-    /* All from the stock, or none: slots for the objects not in it yet. */
-    lk_ref_cache_t probe = *rc;
-    bool fit = true;
-    for (uint32_t i = 0; i <= c->num_launch_bufs && fit; ++i) {
-      lk_object_t* o = i < c->num_launch_bufs ? &c->launch_bufs[i]->obj
-                       : c->kernel                ? &c->kernel->obj
-                                                  : NULL;
-      if (!o) continue;
-      int k = lk_ref_slot(&probe, o);
-      fit = k >= 0;
-      if (fit) probe.obj[k] = o;
-    }
-    if (fit) {
-      if (c->kernel) lk_ref_take(rc, &c->kernel->obj);
-      for (uint32_t i = 0; i < c->num_launch_bufs; ++i) lk_ref_take(rc, &c->launch_bufs[i]->obj);
-      c->refs_stock = true;
-      return;
-    }
+/* The command's objects: its kernel (if any) first, then its buffers. */
+static lk_object_t* lk_cmd_ref_obj(const lk_cmd_t* c, uint32_t i) {
+  if (c->kernel) {
+    if (i == 0) return &c->kernel->obj;
+    --i;
   }
+  return &c->launch_bufs[i]->obj;
+}
+
+bool lk_cmd_take_stock(lk_cmd_t* c, lk_ref_cache_t* rc) {
+  uint32_t n = c->num_launch_bufs + (c->kernel != NULL);
+  /* Usually every object is in the stock already with credit left: the
+   * credits are used in place (and given back if one runs short; an object
+   * may come twice). */
+  if (n <= LK_REF_SLOTS) {
+    int8_t slot[LK_REF_SLOTS];
+    uint32_t i = 0;
+    for (; i < n; ++i) {
+      lk_object_t* o = lk_cmd_ref_obj(c, i);
+      int k = 0;
+      while (k < LK_REF_SLOTS && rc->obj[k] && rc->obj[k] != o) ++k;
+      if (k == LK_REF_SLOTS || rc->obj[k] != o || !rc->left[k]) break;
+      rc->left[k]--;
+      slot[i] = (int8_t)k;
+    }
+    if (i == n) {
+      c->refs_pending = false;
+      c->refs_stock = true;
+      return true;
+    }
+    while (i--) rc->left[slot[i]]++;
+  }
+  /* Slots for the objects not in the stock yet (a copy is filled to see),
+   * then credits, taken where they ran out. */
+  lk_ref_cache_t probe = *rc;
+  for (uint32_t i = 0; i < n; ++i) {
+    lk_object_t* o = lk_cmd_ref_obj(c, i);
+    int k = lk_ref_slot(&probe, o);
+    if (k < 0) return false;
+    probe.obj[k] = o;
+  }
+  for (uint32_t i = 0; i < n; ++i) lk_ref_take(rc, lk_cmd_ref_obj(c, i));
+  c->refs_pending = false;
+  c->refs_stock = true;
+  return true;
+}
+
+void lk_cmd_take_refs(lk_cmd_t* c, lk_ref_cache_t* rc) {
+  if (!c->refs_pending || (rc && lk_cmd_take_stock(c, rc))) return;
+  c->refs_pending = false;
   if (c->kernel) lk_object_ref(&c->kernel->obj);
   for (uint32_t i = 0; i < c->num_launch_bufs; ++i) lk_object_ref(&c->launch_bufs[i]->obj);
 }

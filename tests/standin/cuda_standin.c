@@ -25,7 +25,8 @@
  * cuLibraryLoadData fail (CUDA_ERROR_NOT_SUPPORTED), as a driver without
  * libraries would.  lk_standin_refused() counts the calls refused for a
  * wrong or missing context (tests read it: the backend may degrade
- * quietly where such a call fails). */
+ * quietly where such a call fails), lk_standin_launches() the launches
+ * accepted (when work reached the stream). */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdatomic.h>
@@ -111,9 +112,13 @@ static struct lk_CUctx_st lk_si_ctx[LK_SI_MAXDEV];
 static _Thread_local struct lk_CUctx_st* lk_si_current;
 static atomic_int lk_si_refused_calls;
 
+static atomic_int lk_si_launches;
+
 int lk_standin_refused(void);
 int lk_standin_refused(void) { return atomic_load(&lk_si_refused_calls); }
-
+/* Kernel launches accepted so far. */
+int lk_standin_launches(void);
+int lk_standin_launches(void) { return atomic_load(&lk_si_launches); }
 
 /* A call refused for its context. */
 static CUresult lk_si_refuse(CUresult r) {
@@ -674,6 +679,7 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned
     return CUDA_ERROR_INVALID_VALUE;
   lk_si_op_t* o = lk_si_op(OP_KERNEL);
   if (!o) return CUDA_ERROR_OUT_OF_MEMORY;
+  atomic_fetch_add(&lk_si_launches, 1);
   o->slow = !strncmp(f->name, "slow", 4);
   o->fault = !strncmp(f->name, "fault", 5);
   return lk_si_push(s, o);

@@ -1011,6 +1011,36 @@ static lightos_status_t lk_cu_submit(lk_hal_queue_t* hq, lk_cmd_t* c) {
   return lk_cu_submit_locked(q, c, s);
 }
 
+/* vtbl launch_now: a launch nobody waits for, issued on the calling thread
+ * with no command block and no entry — the stock of references covers it
+ * and goes with the next marker, recorded here every q->batch launches.
+ * Not while commands wait in the deferred list (order) or a failure is to
+ * be reported (lk_cu_prior), nor when the stock has no room: the caller
+ * submits a block then. */
+static lightos_status_t lk_cu_launch_now(lk_hal_queue_t* hq, lk_cmd_t* c, bool* issued) {
+  lk_cu_queue_t* q = (lk_cu_queue_t*)hq;
+  const lk_cu_kernel_t* k = c->u.launch.hal_kernel;
+  *issued = false;
+  if (c->event) return LIGHTOS_SUCCESS;
+  pthread_mutex_lock(&q->submit_lock);
+  bool was_empty = !lk_ref_cache_any(&q->refs);
+  if ((q->gated && !lk_cu_on_gate(q)) || atomic_load_explicit(&q->error, memory_order_acquire) ||
+      !lk_cmd_take_stock(c, &q->refs)) {
+    pthread_mutex_unlock(&q->submit_lock);
+    return LIGHTOS_SUCCESS;
+  }
+  *issued = true;
+  if (was_empty) lk_cu_note_stock(q);
+  lightos_status_t s = lk_cu_check_lost(q->ctx);
+  if (!s && !k->ctx_free) s = lk_cu_make_current(q->ctx);
+  if (!s) s = lk_cu_launch(q->ctx, q->stream, c);
+  /* Events are made and recorded in the queue's context. */
+  if (++q->since_mark >= q->batch && (!k->ctx_free || !lk_cu_make_current(q->ctx)))
+    lk_cu_mark_stock(q);
+  pthread_mutex_unlock(&q->submit_lock);
+  return s;
+}
+
 /* Hands the stock of references to a marker recorded now (submit_lock
  * held): everything issued so far is covered. */
 static void lk_cu_mark_stock(lk_cu_queue_t* q) {
@@ -1116,6 +1146,7 @@ static const lk_hal_queue_vtbl_t lk_cu_queue_vtbl = {
     .drain = lk_cu_drain,
     .native_gemm = lk_cuda_native_gemm,
     .takes_refs = true,
+    .launch_now = lk_cu_launch_now,
 };
 
 /* The profiling time reference: an event recorded on the (empty) stream,
