@@ -264,16 +264,27 @@ static lightos_status_t submit_native(lk_queue_t* q, native_t* n) {
   return lk_cu_queue_submit_native(q->hal, c);
 }
 
+/* A new queue (returned: its runtime object), a 256-byte buffer and
+ * kernel "k" taking it; NULL if any fails (what was made is released). */
+static lk_queue_t* queue_with_kernel(lightos_queue_t* qh, lightos_buffer_t* b,
+                                     lightos_kernel_t* k) {
+  lk_object_t* o = NULL;
+  if (!lightos_queue_create(g_ctx, 0, qh) && !lk_handle_resolve(*qh, LK_OBJ_QUEUE, "queue", &o) &&
+      !lightos_buffer_alloc(g_ctx, 256, 0, b) && (*k = kern("k", *b)))
+    return (lk_queue_t*)o;
+  if (*b) lightos_buffer_release(*b);
+  if (*qh) lightos_queue_release(*qh);
+  *b = NULL;
+  *qh = NULL;
+  return NULL;
+}
+
 static void test_native_behind_host_work(void) {
   lightos_queue_t qh = NULL;
-  LK_REQUIRE_OK(lightos_queue_create(g_ctx, 0, &qh));
-  lk_object_t* o = NULL;
-  LK_REQUIRE_OK(lk_handle_resolve(qh, LK_OBJ_QUEUE, "queue", &o));
-  lk_queue_t* q = (lk_queue_t*)o;
   lightos_buffer_t b = NULL;
-  LK_REQUIRE_OK(lightos_buffer_alloc(g_ctx, 256, 0, &b));
-  lightos_kernel_t k = kern("k", b);
-  LK_REQUIRE(k);
+  lightos_kernel_t k = NULL;
+  lk_queue_t* q = queue_with_kernel(&qh, &b, &k);
+  LK_REQUIRE(q);
   size_t gs = 64;
 
   /* No host work ahead: now, on this thread, done before the return. */
@@ -570,14 +581,10 @@ static void test_foreign_context(void) {
  * let go after finish. */
 static void test_launch_now(void) {
   lightos_queue_t qh = NULL;
-  LK_REQUIRE_OK(lightos_queue_create(g_ctx, 0, &qh));
-  lk_object_t* o = NULL;
-  LK_REQUIRE_OK(lk_handle_resolve(qh, LK_OBJ_QUEUE, "queue", &o));
-  lk_queue_t* q = (lk_queue_t*)o;
   lightos_buffer_t b = NULL;
-  LK_REQUIRE_OK(lightos_buffer_alloc(g_ctx, 256, 0, &b));
-  lightos_kernel_t k = kern("k", b);
-  LK_REQUIRE(k);
+  lightos_kernel_t k = NULL;
+  lk_queue_t* q = queue_with_kernel(&qh, &b, &k);
+  LK_REQUIRE(q);
   size_t gs = 64;
   int l0 = standin_count("lk_standin_launches");
   LK_REQUIRE(l0 >= 0);
