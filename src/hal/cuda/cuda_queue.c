@@ -48,9 +48,10 @@
  * not cost a spinning core; batch markers, which nobody waits for, it
  * does not poll.  Device work nobody waits for (batch markers included)
  * does not wake it: while idle it waits 10 ms at a time and finds such work
- * then; only after about a second without work does it sleep until woken.  So a thread that
- * enqueues and finishes in a loop pays no wake-up system call per
- * command, and the completion thread does not run beside its launches.
+ * then; only after about a second without work does it sleep until woken.
+ * So a thread that enqueues and finishes in a loop pays no wake-up system
+ * call per command, and the completion thread does not run beside its
+ * launches.
  *
  * Profiling queues record a timing CUevent before and after each command
  * that has a user event; timestamps are nanoseconds on the host clock,
@@ -1034,8 +1035,9 @@ static lightos_status_t lk_cu_launch_now(lk_hal_queue_t* hq, lk_cmd_t* c, bool* 
   lightos_status_t s = lk_cu_check_lost(q->ctx);
   if (!s && !k->ctx_free) s = lk_cu_make_current(q->ctx);
   if (!s) s = lk_cu_launch(q->ctx, q->stream, c);
-  /* Events are made and recorded in the queue's context. */
-  if (++q->since_mark >= q->batch && (!k->ctx_free || !lk_cu_make_current(q->ctx)))
+  /* Events are made and recorded in the queue's context (after a failure
+   * the next launch records the marker: the caller's error stays). */
+  if (!s && ++q->since_mark >= q->batch && (!k->ctx_free || !lk_cu_make_current(q->ctx)))
     lk_cu_mark_stock(q);
   pthread_mutex_unlock(&q->submit_lock);
   return s;
