@@ -132,8 +132,9 @@ typedef struct lk_hal_queue_vtbl {
    * event to complete) and completes it once the GEMM has run. */
   lightos_status_t (*native_gemm)(lk_hal_queue_t* queue, const lk_hal_gemm_t* gemm,
                                   lk_cmd_t* keep_alive);
-  /* submit takes the references of refs_pending commands (lk_cmd_take_refs);
-   * false: the runtime takes them before submit. */
+  /* submit takes the references of refs_pending commands (from its stock,
+   * lk_cmd_take_stock, or lk_cmd_take_refs); false: the runtime takes them
+   * before submit. */
   bool takes_refs;
   /* (optional) Issues a kernel launch nobody waits for (cmd has no event)
    * at once, keeping nothing of cmd: it and its arrays live on the
@@ -206,7 +207,8 @@ struct lk_cmd {
   uint32_t num_launch_bufs;
   bool inline_arrays;  /* launch_bufs and the launch arrays live in the command's block */
   /* kernel and launch_bufs are set but not referenced yet: a queue whose
-   * vtbl says takes_refs takes the references in submit (lk_cmd_take_refs),
+   * vtbl says takes_refs takes the references in submit (lk_cmd_take_stock
+   * or lk_cmd_take_refs),
    * before anything can complete the command. */
   bool refs_pending;
   /* Its kernel and launch_bufs are kept alive by the queue's stock of
@@ -264,10 +266,8 @@ typedef struct lk_ref_cache {
   uint32_t taken[LK_REF_SLOTS]; /* taken in all: what release drops */
 } lk_ref_cache_t;
 
-/* Gives a refs_pending command its references: from the stock rc when all
- * of them fit (the command's refs_stock is then set), else (or with rc
- * NULL) references of its own. */
-void lk_cmd_take_refs(lk_cmd_t* cmd, lk_ref_cache_t* rc);
+/* Gives a refs_pending command references of its own. */
+void lk_cmd_take_refs(lk_cmd_t* cmd);
 /* Gives a refs_pending command all its references from the stock rc
  * (refs_stock set) and returns true, or returns false when they do not all
  * fit, leaving cmd and rc as they were. */

@@ -334,11 +334,7 @@ static lightos_status_t lk_launch_now(lk_queue_t* q, lk_kernel_t* k,
   c.launch_bufs = bufs;
   *issued = false;
   lightos_status_t s = lk_fill_launch(k, in, work_dim, global_size, local_size, &c);
-  if (s) {
-    *issued = true; /* the arguments are wrong: no block would do better */
-    return s;
-  }
-  return q->hal->vtbl->launch_now(q->hal, &c, issued);
+  return s ? s : q->hal->vtbl->launch_now(q->hal, &c, issued);
 }
 
 /* The command references the kernel and each buffer argument, so that a
@@ -386,6 +382,6 @@ LIGHTOS_API lightos_status_t lightos_enqueue_kernel(lightos_queue_t queue, light
     lk_cmd_free_unsubmitted(c);
     return s;
   }
-  if (!q->hal->vtbl->takes_refs) lk_cmd_take_refs(c, NULL);
+  if (!q->hal->vtbl->takes_refs) lk_cmd_take_refs(c);
   return lk_queue_submit(q, c, out_event);
 }

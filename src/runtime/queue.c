@@ -303,8 +303,8 @@ bool lk_cmd_take_stock(lk_cmd_t* c, lk_ref_cache_t* rc) {
   return true;
 }
 
-void lk_cmd_take_refs(lk_cmd_t* c, lk_ref_cache_t* rc) {
-  if (!c->refs_pending || (rc && lk_cmd_take_stock(c, rc))) return;
+void lk_cmd_take_refs(lk_cmd_t* c) {
+  if (!c->refs_pending) return;
   c->refs_pending = false;
   if (c->kernel) lk_object_ref(&c->kernel->obj);
   for (uint32_t i = 0; i < c->num_launch_bufs; ++i) lk_object_ref(&c->launch_bufs[i]->obj);

@@ -715,9 +715,10 @@ static void lk_cu_finish_entry(lk_cu_queue_t* q, lk_cu_entry_t* e, bool device_w
   if (device_work) q->since_mark++;
   bool want = has_event || q->since_mark >= q->batch;
   e->done_timed = timed;
-  /* Events are made and recorded in the queue's context (a launch that
-   * did not need it may have come from a thread with another one). */
-  if (want && e->cmd && !lk_cu_needs_ctx(e->cmd) && lk_cu_make_current(q->ctx)) want = false;
+  /* Events are made and recorded in the queue's context, which a submitter
+   * made current only where its command needed it (a launch that did not,
+   * or a marker for the stock alone, may come from a thread with another). */
+  if (want && (!e->cmd || !lk_cu_needs_ctx(e->cmd)) && lk_cu_make_current(q->ctx)) want = false;
   if (want) {
     pthread_mutex_lock(&q->lock);
     e->done = lk_cu_ev_get(q, timed ? &q->timed : &q->marks);
@@ -934,6 +935,10 @@ static bool lk_cu_on_gate(lk_cu_queue_t* q) {
   return q->gate_started && pthread_equal(q->gate, pthread_self());
 }
 
+/* The calling thread's commands wait behind host work: the queue is gated
+ * and this is not its host thread (submit_lock held). */
+static bool lk_cu_behind_gate(lk_cu_queue_t* q) { return q->gated && !lk_cu_on_gate(q); }
+
 /* Appends a command to the deferred list for the queue's host thread, which
  * runs them in order (submit_lock held; the thread exists). */
 static void lk_cu_defer(lk_cu_queue_t* q, lk_cmd_t* c) {
@@ -953,6 +958,16 @@ static void lk_cu_defer(lk_cu_queue_t* q, lk_cmd_t* c) {
 static void lk_cu_note_stock(lk_cu_queue_t* q) {
   atomic_store_explicit(&q->stock_pending, true, memory_order_seq_cst);
   if (atomic_load_explicit(&q->deep, memory_order_seq_cst)) lk_cu_wake(q);
+}
+
+/* Gives launch c all its references from the queue's stock (submit_lock
+ * held); false when they do not fit.  The completer hears when the stock
+ * stops being empty. */
+static bool lk_cu_use_stock(lk_cu_queue_t* q, lk_cmd_t* c) {
+  bool was_empty = !lk_ref_cache_any(&q->refs);
+  if (!lk_cmd_take_stock(c, &q->refs)) return false;
+  if (was_empty) lk_cu_note_stock(q);
+  return true;
 }
 
 /* Submits c with submit_lock held; returns with it released.  s: the
@@ -1004,11 +1019,7 @@ static lightos_status_t lk_cu_submit(lk_hal_queue_t* hq, lk_cmd_t* c) {
   /* A launch issued now uses the queue's stock of references (the next
    * marker covers it); one that waits in the deferred list takes its own,
    * as a marker may be recorded before it is issued. */
-  if (c->refs_pending) {
-    bool was_empty = !lk_ref_cache_any(&q->refs);
-    lk_cmd_take_refs(c, (q->gated && !lk_cu_on_gate(q)) ? NULL : &q->refs);
-    if (c->refs_stock && was_empty) lk_cu_note_stock(q);
-  }
+  if (c->refs_pending && (lk_cu_behind_gate(q) || !lk_cu_use_stock(q, c))) lk_cmd_take_refs(c);
   return lk_cu_submit_locked(q, c, s);
 }
 
@@ -1024,21 +1035,18 @@ static lightos_status_t lk_cu_launch_now(lk_hal_queue_t* hq, lk_cmd_t* c, bool* 
   *issued = false;
   if (c->event) return LIGHTOS_SUCCESS;
   pthread_mutex_lock(&q->submit_lock);
-  bool was_empty = !lk_ref_cache_any(&q->refs);
-  if ((q->gated && !lk_cu_on_gate(q)) || atomic_load_explicit(&q->error, memory_order_acquire) ||
-      !lk_cmd_take_stock(c, &q->refs)) {
+  if (lk_cu_behind_gate(q) || atomic_load_explicit(&q->error, memory_order_acquire) ||
+      !lk_cu_use_stock(q, c)) {
     pthread_mutex_unlock(&q->submit_lock);
     return LIGHTOS_SUCCESS;
   }
   *issued = true;
-  if (was_empty) lk_cu_note_stock(q);
   lightos_status_t s = lk_cu_check_lost(q->ctx);
   if (!s && !k->ctx_free) s = lk_cu_make_current(q->ctx);
   if (!s) s = lk_cu_launch(q->ctx, q->stream, c);
-  /* Events are made and recorded in the queue's context (after a failure
-   * the next launch records the marker: the caller's error stays). */
-  if (!s && ++q->since_mark >= q->batch && (!k->ctx_free || !lk_cu_make_current(q->ctx)))
-    lk_cu_mark_stock(q);
+  /* After a failure the next launch records the marker (the caller's error
+   * record stays the launch's). */
+  if (!s && ++q->since_mark >= q->batch) lk_cu_mark_stock(q);
   pthread_mutex_unlock(&q->submit_lock);
   return s;
 }
@@ -1057,7 +1065,7 @@ static void lk_cu_mark_stock(lk_cu_queue_t* q) {
  * which the caller's stream synchronisation then waits for. */
 static void lk_cu_wait_gate(lk_cu_queue_t* q, lk_ref_cache_t* stock) {
   pthread_mutex_lock(&q->submit_lock);
-  while (q->gated && !lk_cu_on_gate(q)) pthread_cond_wait(&q->gcv, &q->submit_lock);
+  while (lk_cu_behind_gate(q)) pthread_cond_wait(&q->gcv, &q->submit_lock);
   lk_cu_take_stock(q, stock);
   pthread_mutex_unlock(&q->submit_lock);
 }
@@ -1241,7 +1249,7 @@ lightos_status_t lk_cu_queue_enqueue_native(lk_hal_queue_t* hq, lk_cmd_t* cmd,
   lightos_status_t s = lk_cu_make_current(q->ctx);
   pthread_mutex_lock(&q->submit_lock);
   /* After the deferred commands (waits here while host work runs). */
-  while (q->gated && !lk_cu_on_gate(q)) pthread_cond_wait(&q->gcv, &q->submit_lock);
+  while (lk_cu_behind_gate(q)) pthread_cond_wait(&q->gcv, &q->submit_lock);
   s = lk_cu_issue(q, cmd, s, enqueue, arg);
   pthread_mutex_unlock(&q->submit_lock);
   return s;
@@ -1251,7 +1259,7 @@ lightos_status_t lk_cu_queue_submit_native(lk_hal_queue_t* hq, lk_cmd_t* cmd) {
   lk_cu_queue_t* q = (lk_cu_queue_t*)hq;
   lightos_status_t s = lk_cu_make_current(q->ctx);
   pthread_mutex_lock(&q->submit_lock);
-  if (q->gated && !lk_cu_on_gate(q)) {
+  if (lk_cu_behind_gate(q)) {
     /* Behind host work: the queue's host thread issues it in order. */
     lk_cu_defer(q, cmd);
     pthread_mutex_unlock(&q->submit_lock);
